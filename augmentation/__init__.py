@@ -1,0 +1,1 @@
+"""Audio augmentation transforms for contrastive training (SPEC 4.2)."""

@@ -1,0 +1,1 @@
+"""Shared building blocks: audio I/O, configuration loading, atomic file writes, checkpoints."""

@@ -1,0 +1,1 @@
+"""Offline and real-world evaluation protocols and live recognition (SPEC 7)."""

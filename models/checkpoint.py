@@ -1,0 +1,121 @@
+"""Checkpoint files (SPEC 3.4): one torch file holding weights and everything needed to use them.
+
+Contents: ``format``, ``format_version``, ``model_str``, ``width``, ``embedding_dim``,
+``frontend`` (FrontEndConfig as a dict), ``model_state``, ``model_id`` (a hash of the weights
+that indexes and fingerprint folders record), plus optional ``config``, ``epoch``, ``best``,
+``optimizer_state``, ``scheduler_state``, ``rng_state`` and ``extra`` for training and resume.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from common.atomic import atomic_path
+from common.errors import UserError
+from models import FrontEndConfig, LogMel, get_model
+
+FORMAT = "deep-audio-fingerprint-checkpoint"
+FORMAT_VERSION = 1
+
+
+class CheckpointError(UserError):
+    """A file that is not a usable checkpoint; the message names the file."""
+
+
+def weights_id(state_dict: dict[str, torch.Tensor]) -> str:
+    """A short content hash of the weights: the identity an index records for its model."""
+    digest = hashlib.sha256()
+    for name in sorted(state_dict):
+        tensor = state_dict[name].detach().cpu().contiguous()
+        digest.update(name.encode())
+        digest.update(tensor.numpy().tobytes() if tensor.dtype != torch.bfloat16 else tensor.float().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def save_checkpoint(
+    path: str | os.PathLike,
+    model: nn.Module,
+    model_str: str,
+    width: float = 1.0,
+    frontend: FrontEndConfig = FrontEndConfig(),
+    embedding_dim: int = 128,
+    **fields: Any,
+) -> None:
+    """Write a checkpoint atomically (temporary file + rename). ``fields`` are stored as given."""
+    model = getattr(model, "module", model)  # unwrap DistributedDataParallel
+    state = {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()}
+    payload = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "model_str": model_str,
+        "width": float(width),
+        "embedding_dim": int(embedding_dim),
+        "frontend": frontend.to_dict(),
+        "model_state": state,
+        "model_id": weights_id(state),
+        **fields,
+    }
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict:
+    """Read a checkpoint onto the CPU whatever device saved it; reject anything else clearly."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint file not found")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises many types for foreign files; all mean 'not a checkpoint'
+        first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise CheckpointError(f"{path}: not a checkpoint file (torch cannot read it: {type(error).__name__} {first_line[:80]})") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a checkpoint of this toolkit (no '{FORMAT}' marker)")
+    if payload.get("format_version", 0) > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path}: checkpoint format version {payload['format_version']} is newer than this code ({FORMAT_VERSION})"
+        )
+    return payload
+
+
+def model_identity(payload: dict) -> dict:
+    """What an index or fingerprint folder records about the model that made its vectors."""
+    return {
+        "model_str": payload["model_str"],
+        "width": payload["width"],
+        "embedding_dim": payload["embedding_dim"],
+        "model_id": payload["model_id"],
+        "frontend": payload["frontend"],
+    }
+
+
+class WaveformEncoder(nn.Module):
+    """Front end + model: (B, window_samples) float32 waveforms -> (B, embedding_dim) unit vectors."""
+
+    def __init__(self, model: nn.Module, frontend: FrontEndConfig):
+        super().__init__()
+        self.frontend_config = frontend
+        self.log_mel = LogMel(frontend)
+        self.model = model
+
+    def forward(self, waveforms: torch.Tensor) -> torch.Tensor:
+        return self.model(self.log_mel(waveforms))
+
+
+def load_encoder(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[WaveformEncoder, dict]:
+    """Load a checkpoint as an eval-mode WaveformEncoder on ``device``; returns (encoder, payload)."""
+    payload = load_checkpoint(path)
+    frontend = FrontEndConfig.from_dict(payload["frontend"])
+    try:
+        model = get_model(payload["model_str"], payload["width"], frontend, payload["embedding_dim"])
+        model.load_state_dict(payload["model_state"])
+    except (KeyError, ValueError, RuntimeError) as error:
+        raise CheckpointError(f"{path}: checkpoint weights do not fit its model ({str(error).splitlines()[0]})") from None
+    encoder = WaveformEncoder(model, frontend).to(device).eval()
+    return encoder, payload

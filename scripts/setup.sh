@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Creates .venv and installs the project into it; reruns are a no-op until requirements change.
+# Sourced by scripts/test.sh and scripts/demo.sh, so a fresh clone needs nothing else.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+python="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv with $($python --version)"
+  "$python" -m venv .venv
+fi
+stamp=".venv/.installed-$(cat requirements.txt requirements-audio.txt pyproject.toml | sha256sum | cut -c1-16)"
+if [ ! -f "$stamp" ]; then
+  echo "setup: installing requirements (first run only)"
+  .venv/bin/python -m pip install -q --upgrade pip >/dev/null
+  .venv/bin/python -m pip install -q -r requirements.txt
+  .venv/bin/python -m pip install -q --no-deps -e . 2>.venv/editable-install.log || { cat .venv/editable-install.log; exit 1; }
+  # Live microphone input needs PortAudio's headers to build PyAudio. Optional: without it,
+  # live_query.py still reads recordings with --input.
+  if ! .venv/bin/python -c "import pyaudio" 2>/dev/null; then
+    if ! dpkg -s portaudio19-dev >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      (apt-get install -y -q portaudio19-dev >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q portaudio19-dev >/dev/null 2>&1; }) \
+        || echo "setup: could not install portaudio19-dev; microphone input disabled (file input still works)"
+    fi
+    .venv/bin/python -m pip install -q -r requirements-audio.txt 2>/dev/null \
+      || echo "setup: PyAudio not installed; microphone input disabled (file input still works)"
+  fi
+  rm -f .venv/.installed-*
+  touch "$stamp"
+fi
