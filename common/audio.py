@@ -50,9 +50,7 @@ def load_audio(path: str | os.PathLike, sr: int = SAMPLE_RATE, min_samples: int 
         samples = soxr.resample(samples, file_sr, sr, quality="HQ")
     samples = np.ascontiguousarray(samples, dtype=np.float32)
     if len(samples) < min_samples:
-        raise AudioError(
-            f"{path}: too short ({len(samples) / sr:.2f} s; at least {min_samples / sr:.2f} s needed)"
-        )
+        raise AudioError(f"{path}: too short ({len(samples) / sr:.2f} s; at least {min_samples / sr:.2f} s needed)")
     return samples
 
 

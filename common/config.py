@@ -130,11 +130,10 @@ def _coerce(key: Key, value: Any, where: str, base_dir: Path) -> Any:
 
 def _check_path(key: Key, value: str, where: str, base_dir: Path) -> str:
     path = Path(os.path.expanduser(value))
-    if not path.is_absolute():
-        # Relative paths are read from the repository root (where scripts run); fall back to the
-        # config's own folder so a config next to its data also works.
-        if not path.exists() and (base_dir / path).exists():
-            path = base_dir / path
+    # Relative paths are read from the repository root (where scripts run); fall back to the
+    # config's own folder so a config next to its data also works.
+    if not path.is_absolute() and not path.exists() and (base_dir / path).exists():
+        path = base_dir / path
     if key.must_exist and not path.exists():
         raise ConfigError(f"{where}: key '{key.name}': path does not exist: {value}")
     return str(path)
@@ -157,7 +156,9 @@ def _parse_json(path: Path) -> dict:
                 break
         if not hint and "'" in text:
             hint = " (JSON strings need double quotes)"
-        raise ConfigError(f"{path}: invalid JSON at line {error.lineno} column {error.colno}: {error.msg}{hint}") from None
+        raise ConfigError(
+            f"{path}: invalid JSON at line {error.lineno} column {error.colno}: {error.msg}{hint}"
+        ) from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the config must be a JSON object of key: value pairs")
     return data
@@ -210,7 +211,8 @@ def argument_parser(schema: Schema, description: str) -> argparse.ArgumentParser
     """The common command line: ``--config FILE`` and repeatable ``--set key=value``."""
     parser = argparse.ArgumentParser(
         description=description,
-        epilog="config keys:\n" + "\n".join(
+        epilog="config keys:\n"
+        + "\n".join(
             f"  {key.name!r:28} {key.kind:7} {'(required)' if key.required else f'default {key.default!r}'}  {key.help}"
             for key in schema.keys
         ),

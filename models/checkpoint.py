@@ -74,7 +74,9 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises many types for foreign files; all mean 'not a checkpoint'
         first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise CheckpointError(f"{path}: not a checkpoint file (torch cannot read it: {type(error).__name__} {first_line[:80]})") from None
+        raise CheckpointError(
+            f"{path}: not a checkpoint file (torch cannot read it: {type(error).__name__} {first_line[:80]})"
+        ) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a checkpoint of this toolkit (no '{FORMAT}' marker)")
     if payload.get("format_version", 0) > FORMAT_VERSION:
@@ -116,6 +118,8 @@ def load_encoder(path: str | os.PathLike, device: str | torch.device = "cpu") ->
         model = get_model(payload["model_str"], payload["width"], frontend, payload["embedding_dim"])
         model.load_state_dict(payload["model_state"])
     except (KeyError, ValueError, RuntimeError) as error:
-        raise CheckpointError(f"{path}: checkpoint weights do not fit its model ({str(error).splitlines()[0]})") from None
+        raise CheckpointError(
+            f"{path}: checkpoint weights do not fit its model ({str(error).splitlines()[0]})"
+        ) from None
     encoder = WaveformEncoder(model, frontend).to(device).eval()
     return encoder, payload

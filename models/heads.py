@@ -35,7 +35,10 @@ class GroupedProjection(nn.Module):
 
     def reset_parameters(self) -> None:
         # nn.Linear's default initialisation, per group.
-        for weight, bias, fan_in in ((self.weight1, self.bias1, self.group_size), (self.weight2, self.bias2, self.hidden)):
+        for weight, bias, fan_in in (
+            (self.weight1, self.bias1, self.group_size),
+            (self.weight2, self.bias2, self.hidden),
+        ):
             bound = 1.0 / math.sqrt(fan_in)
             nn.init.uniform_(weight, -bound, bound)
             nn.init.uniform_(bias, -bound, bound)
