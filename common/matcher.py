@@ -1,0 +1,209 @@
+"""Query matching (SPEC 6.1): query embeddings -> (song, offset in the song, score), or no match.
+
+Sequence search ("sequence", the default). Query row i (window starting 0.5 i s into the
+query) is searched for its ``neighbors`` nearest database vectors. Each hit id (faiss's -1
+"no hit" is skipped) lies in some song at row r and proposes that the query starts at row
+c = r - i of that song. A candidate (song, c) is kept only when c >= 0 (the query cannot start
+before the song) and the query overlaps the song for at least ``min_overlap`` of its rows
+(or the whole song, when the song is shorter than that). Its score is the mean inner product
+between query row i and the song's exact vector c + i over the rows i that fall inside the
+song: a query running past the song's end (possible when a sub-hop start is rounded up to the
+next row) is scored on its rows inside the song.
+
+Majority vote ("vote", the reference's recording-protocol rule): every valid hit votes for its
+song; the song with most votes wins, its offset is the most voted start row among its hits,
+and its score is its share of the J x neighbors hits.
+
+Ties are broken deterministically and never by position in the index: higher score first, then
+more supporting hits, then song name, then earlier offset. ``Match.margin`` (best score minus
+the best score of any other song) shows how close a decision was; 0 means an exact tie.
+
+The best candidate is accepted when ``threshold`` is None or its score >= threshold; otherwise
+``Match.song`` is None ("no match") while ``score`` and ``offset_seconds`` still describe the
+rejected candidate, which is what ``choose_threshold`` needs from out-of-database queries.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from common.database import Database
+
+METHODS = ("sequence", "vote")
+NO_CANDIDATE_SCORE = {"sequence": -1.0, "vote": 0.0}  # the lowest score each method can give
+
+
+@dataclass
+class Match:
+    """A matcher's answer. ``song`` None means "no match"."""
+
+    song: str | None
+    song_index: int | None
+    offset_seconds: float  # where the query starts in the song (seconds)
+    score: float  # mean inner product of aligned rows (sequence) or vote share (vote)
+    ranked: list[tuple[str, float, float]] = field(default_factory=list)  # (song, offset s, score), best first
+    margin: float = 0.0  # best score minus the best score of another song (inf when only one song is a candidate)
+    hits: int = 0  # faiss hits that support the best candidate
+
+
+class Matcher:
+    """Turns (J, d) query embeddings into a Match against one Database.
+
+    ``neighbors``: hits searched per query row (k). ``threshold``: minimum score of an accepted
+    match (None accepts any candidate). ``method``: "sequence" or "vote". ``nprobe``: inverted
+    lists searched (IVF indexes; sets it on the database's index). ``min_overlap``: fraction of
+    query rows a sequence candidate must have inside its song. ``top``: songs in ``Match.ranked``.
+    """
+
+    def __init__(
+        self,
+        database: Database,
+        neighbors: int = 4,
+        threshold: float | None = None,
+        method: str = "sequence",
+        nprobe: int | None = None,
+        min_overlap: float = 0.5,
+        top: int = 5,
+    ):
+        if method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+        if neighbors < 1:
+            raise ValueError(f"neighbors must be at least 1, got {neighbors}")
+        if not 0.0 < min_overlap <= 1.0:
+            raise ValueError(f"min_overlap must be in (0, 1], got {min_overlap}")
+        self.database = database
+        self.neighbors = int(neighbors)
+        self.threshold = threshold
+        self.method = method
+        self.min_overlap = float(min_overlap)
+        self.top = int(top)
+        if nprobe is not None:
+            database.set_nprobe(nprobe)
+
+    def match(self, query_embeddings: np.ndarray) -> Match:
+        """(J, d) float32 query rows at the database hop -> Match."""
+        query = np.ascontiguousarray(query_embeddings, dtype=np.float32)
+        if query.ndim != 2 or query.shape[1] != self.database.d:
+            raise ValueError(f"query embeddings must be (J, {self.database.d}), got shape {query.shape}")
+        if len(query) == 0 or self.database.ntotal == 0:
+            return self._no_candidate()
+        _, ids = self.database.index.search(query, min(self.neighbors, self.database.ntotal))
+        query_rows = np.broadcast_to(np.arange(len(query))[:, None], ids.shape)
+        valid = ids >= 0
+        hit_ids, hit_query_rows = ids[valid].astype(np.int64), query_rows[valid]
+        if len(hit_ids) == 0:
+            return self._no_candidate()
+        songs, rows = self.database.locate_many(hit_ids)
+        starts = rows - hit_query_rows
+        if self.method == "vote":
+            return self._vote(songs, starts, total_hits=ids.size)
+        return self._sequence(query, songs, starts)
+
+    # ----------------------------------------------------------------------------- sequence
+    def _sequence(self, query: np.ndarray, songs: np.ndarray, starts: np.ndarray) -> Match:
+        keep = starts >= 0
+        if not keep.any():
+            return self._no_candidate()
+        pairs, hits = np.unique(np.stack([songs[keep], starts[keep]], axis=1), axis=0, return_counts=True)
+        query_length = len(query)
+        offsets_in_query = np.arange(query_length)
+        candidate_songs, candidate_starts, candidate_scores, candidate_hits = [], [], [], []
+        for song_index in np.unique(pairs[:, 0]):
+            mine = pairs[:, 0] == song_index
+            song_starts, song_hits = pairs[mine, 1], hits[mine]
+            count = self.database.songs[int(song_index)].count
+            overlap = np.minimum(query_length, count - song_starts)
+            needed = min(math.ceil(self.min_overlap * query_length), count)
+            enough = overlap >= needed
+            if not enough.any():
+                continue
+            song_starts, song_hits, overlap = song_starts[enough], song_hits[enough], overlap[enough]
+            low, high = int(song_starts.min()), int(min(count, song_starts.max() + query_length))
+            block = self.database.song_rows(int(song_index), low, high)  # exact vectors, (high - low, d)
+            similarities = query @ block.T  # (J, high - low)
+            rows = song_starts[:, None] + offsets_in_query[None, :]  # song row aligned with query row i
+            inside = rows < count
+            aligned = similarities[offsets_in_query[None, :], np.where(inside, rows, low) - low]
+            scores = np.where(inside, aligned, 0.0).sum(axis=1) / overlap
+            candidate_songs.append(np.full(len(song_starts), song_index))
+            candidate_starts.append(song_starts)
+            candidate_scores.append(scores)
+            candidate_hits.append(song_hits)
+        if not candidate_songs:
+            return self._no_candidate()
+        return self._decide(
+            np.concatenate(candidate_songs),
+            np.concatenate(candidate_starts),
+            np.concatenate(candidate_scores).astype(np.float64),
+            np.concatenate(candidate_hits),
+        )
+
+    # ----------------------------------------------------------------------------- vote
+    def _vote(self, songs: np.ndarray, starts: np.ndarray, total_hits: int) -> Match:
+        song_numbers, votes = np.unique(songs, return_counts=True)
+        offsets = np.empty(len(song_numbers), dtype=np.int64)
+        for position, song_index in enumerate(song_numbers):
+            mine = starts[songs == song_index]
+            mine = np.clip(mine, 0, None)  # a start before the song means the query began at its start
+            values, counts = np.unique(mine, return_counts=True)
+            offsets[position] = values[np.argmax(counts)]  # most voted start; earliest on ties
+        return self._decide(song_numbers, offsets, votes / float(total_hits), votes)
+
+    # ----------------------------------------------------------------------------- decision
+    def _decide(self, songs: np.ndarray, starts: np.ndarray, scores: np.ndarray, hits: np.ndarray) -> Match:
+        names = np.array([self.database.songs[int(number)].name for number in songs], dtype=str)
+        name_rank = np.unique(names, return_inverse=True)[1]
+        # np.lexsort sorts by the last key first: score desc, hits desc, name asc, start asc.
+        order = np.lexsort((starts, name_rank, -hits, -scores))
+        best_per_song: list[int] = []
+        seen: set[int] = set()
+        for position in order:
+            if int(songs[position]) not in seen:
+                seen.add(int(songs[position]))
+                best_per_song.append(int(position))
+        hop = self.database.hop_seconds
+        ranked = [
+            (str(names[position]), float(starts[position] * hop), float(scores[position]))
+            for position in best_per_song[: self.top]
+        ]
+        best = best_per_song[0]
+        margin = float(scores[best] - scores[best_per_song[1]]) if len(best_per_song) > 1 else math.inf
+        score = float(scores[best])
+        accepted = self.threshold is None or score >= self.threshold
+        return Match(
+            song=str(names[best]) if accepted else None,
+            song_index=int(songs[best]) if accepted else None,
+            offset_seconds=float(starts[best] * hop),
+            score=score,
+            ranked=ranked,
+            margin=margin,
+            hits=int(hits[best]),
+        )
+
+    def _no_candidate(self) -> Match:
+        return Match(None, None, 0.0, NO_CANDIDATE_SCORE[self.method], [], 0.0, 0)
+
+
+def choose_threshold(negative_scores, false_match_rate: float = 0.01) -> float:
+    """The lowest threshold at which at most ``false_match_rate`` of out-of-database queries match.
+
+    ``negative_scores``: best-candidate scores (``Match.score``) of queries whose song is not in
+    the database. Returns t such that the fraction of negatives with score >= t is at most the
+    rate (ties at the boundary are all rejected). Raises ValueError for an empty list or a rate
+    outside [0, 1].
+    """
+    scores = np.sort(np.asarray(negative_scores, dtype=np.float64))[::-1]
+    if len(scores) == 0:
+        raise ValueError("choose_threshold needs at least one out-of-database score")
+    if not 0.0 <= false_match_rate <= 1.0:
+        raise ValueError(f"false_match_rate must be in [0, 1], got {false_match_rate}")
+    allowed = int(math.floor(false_match_rate * len(scores) + 1e-9))
+    if allowed >= len(scores):
+        return float(scores[-1])
+    return float(np.nextafter(scores[allowed], np.inf))
+
+
+__all__ = ["METHODS", "Match", "Matcher", "choose_threshold"]
