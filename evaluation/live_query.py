@@ -1,0 +1,108 @@
+"""Live recognition from the microphone or a recording (SPEC 7.3).
+
+    python evaluation/live_query.py --config configs/live_demo.json
+    python evaluation/live_query.py --config configs/live_demo.json --input recording.wav --speed 0
+    python evaluation/live_query.py --list-devices
+
+Every ``hop`` seconds the last ``duration`` seconds of audio are matched against the database;
+each line shows the wall time, the song, the offset in the song, the score and the latency (or
+"no match"), and windows that agree make a stable match. Ctrl-C stops with a summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from common.config import Key, Schema, argument_parser, load_config
+from common.errors import UserError
+from evaluation.live import format_devices, list_input_devices, run_live
+
+SCHEMA = Schema(
+    "live_query",
+    [
+        Key("weights", "path", help="model checkpoint (.pt) that made the database", must_exist=True),
+        Key("index", "path", help="faiss index file of the database (<name>.index)", must_exist=True),
+        Key(
+            "json",
+            "path",
+            None,
+            help="song table of the index; default: the index path with suffix .json",
+            must_exist=True,
+            nullable=True,
+        ),
+        Key("duration", "float", 5.0, help="seconds of audio matched each time (the query length, at least 1)"),
+        Key("hop", "float", 1.0, help="seconds between two recognitions"),
+        Key("neighbors", "int", 4, help="nearest neighbours searched per query row"),
+        Key("nprobe", "int", None, help="IVF lists searched per row (null: the index's own setting)", nullable=True),
+        Key(
+            "threshold",
+            "float",
+            None,
+            nullable=True,
+            help="scores below this are 'no match' (null: always report the best song); choose it from "
+            "out-of-database queries, e.g. the offline evaluation's false-match table",
+        ),
+        Key(
+            "method",
+            "choice",
+            "sequence",
+            choices=("sequence", "vote"),
+            help="'sequence': mean similarity of aligned rows; 'vote': majority vote over the hits",
+        ),
+        Key("stable_count", "int", 3, help="consecutive agreeing windows that make a stable match"),
+        Key(
+            "offset_tolerance",
+            "float",
+            0.75,
+            help="seconds by which a window's song offset may differ from the previous one plus the hop "
+            "and still agree",
+        ),
+        Key("device", "choice", "cpu", choices=("cpu", "cuda"), help="where the model runs"),
+    ],
+)
+
+DESCRIPTION = "Recognise songs live from the microphone, or from a recording played as if it were the microphone."
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argument_parser(SCHEMA, DESCRIPTION)
+    parser.add_argument("--list-devices", action="store_true", help="list audio input devices and exit")
+    parser.add_argument(
+        "--device-index",
+        type=int,
+        default=None,
+        metavar="N",
+        help="record from input device N (see --list-devices; default: the system default)",
+    )
+    parser.add_argument("--input", default=None, metavar="FILE", help="read this recording instead of the microphone")
+    parser.add_argument(
+        "--speed",
+        type=float,
+        default=1.0,
+        metavar="X",
+        help="with --input: play X times faster than real time; 0 = as fast as possible, "
+        "every window recognised (default 1)",
+    )
+    parser.add_argument("--max-seconds", type=float, default=None, metavar="S", help="stop after S seconds of audio")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        # Listing devices needs no config, so it is answered before the full parser requires one.
+        if "--list-devices" in argv:
+            print(format_devices(list_input_devices()))
+            return 0
+        args = build_parser().parse_args(argv)
+        config = load_config(args.config, SCHEMA, args.set)
+        run_live(config, args.input, args.device_index, args.speed, args.max_seconds)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
