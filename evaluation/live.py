@@ -604,6 +604,23 @@ class LiveSession:
         return summary
 
 
+def check_settings(config: dict) -> None:
+    """UserError naming the key for values the schema's types alone cannot rule out."""
+    rules = [
+        ("duration", config["duration"] >= 1.0, "at least one 1 s window"),
+        ("hop", config["hop"] > 0, "positive"),
+        ("neighbors", config["neighbors"] >= 1, "at least 1"),
+        ("nprobe", config["nprobe"] is None or config["nprobe"] >= 1, "at least 1 (or null)"),
+        ("stable_count", config["stable_count"] >= 1, "at least 1"),
+        ("offset_tolerance", config["offset_tolerance"] >= 0, "zero or positive"),
+    ]
+    for key, valid, requirement in rules:
+        if not valid:
+            raise UserError(
+                f"{getattr(config, 'source', None) or 'config'}: {key} must be {requirement}, got {config[key]}"
+            )
+
+
 def run_live(
     config: dict,
     input_path: str | os.PathLike | None = None,
@@ -624,8 +641,7 @@ def run_live(
     from models.checkpoint import load_encoder, model_identity
 
     out = out or (lambda line: print(line, flush=True))
-    if config["duration"] < 1.0:
-        raise UserError(f"duration must be at least one 1 s window, got {config['duration']} s")
+    check_settings(config)
     if config["device"] == "cuda" and not torch.cuda.is_available():
         raise UserError("device 'cuda' requested but torch sees no CUDA GPU; set device to 'cpu'")
     encoder, payload = load_encoder(config["weights"], config["device"])

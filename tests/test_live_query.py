@@ -1,0 +1,144 @@
+"""live_query.py end to end: a small database, a simulated recording, the microphone through a fake PyAudio."""
+
+import json
+import re
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from common.audio import write_wav
+from common.database import Database
+from common.matcher import Matcher
+from evaluation.live import FileSource, LiveSession, Recognizer, run_live
+from evaluation.live_query import SCHEMA
+from evaluation.live_query import main as live_query_main
+from models import get_model
+from models.checkpoint import load_encoder, model_identity, save_checkpoint
+from models.inference import embed_samples
+from tests.signals import synth_song
+from tests.test_live import fake_pyaudio, wait_until
+
+SR = 8000
+# The recording: song1 from 3 s for 12 s, 10 s of a song not in the database, song3 from 5 s for 12 s.
+# An untrained model is neither noise- nor shift-invariant, so the songs start on the database's 0.5 s
+# grid and the added noise is faint (about 40 dB below the music); robustness is the trained model's job.
+PLAYLIST = [("song1", 3.0, 12.0), (None, 0.0, 10.0), ("song3", 5.0, 12.0)]
+UNRELATED = (12.0, 22.0)  # seconds of the recording holding the unrelated audio
+
+
+@pytest.fixture(scope="module")
+def live_setup(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("live")
+    torch.manual_seed(0)
+    weights = folder / "model.pt"
+    save_checkpoint(weights, get_model("fingerprinter", width=0.125), "fingerprinter", width=0.125)
+    encoder, payload = load_encoder(weights)
+    songs = {name: synth_song(20.0, seed) for name, seed in (("song1", 1), ("song2", 2), ("song3", 3))}
+    database = Database.build(
+        [(name, embed_samples(encoder, audio), 20.0, "") for name, audio in songs.items()],
+        identity=model_identity(payload),
+    )
+    index = folder / "songs.index"
+    database.save(index)
+    parts = [
+        songs[name][int(start * SR) : int((start + seconds) * SR)] if name else synth_song(seconds, seed=99)
+        for name, start, seconds in PLAYLIST
+    ]
+    recording = np.concatenate(parts) + 0.001 * np.random.default_rng(5).standard_normal(34 * SR).astype(np.float32)
+    recording_path = folder / "recording.wav"
+    write_wav(recording_path, recording, SR, subtype="FLOAT")
+    config = {"weights": str(weights), "index": str(index), "duration": 5.0, "hop": 1.0, "stable_count": 3}
+    config_path = folder / "live.json"
+    config_path.write_text(json.dumps(config))
+    return {
+        "encoder": encoder,
+        "database": database,
+        "recording": recording,
+        "recording_path": recording_path,
+        "config_path": config_path,
+    }
+
+
+def window_kind(clock_seconds, duration=5.0):
+    """What the window ending at ``clock_seconds`` holds: a song name, None (unrelated audio) or 'mixed'."""
+    start, end, kinds = clock_seconds - duration, clock_seconds, set()
+    position = 0.0
+    for name, _, seconds in PLAYLIST:
+        if start < position + seconds and end > position:
+            kinds.add(name)
+        position += seconds
+    return kinds.pop() if len(kinds) == 1 else "mixed"
+
+
+@pytest.fixture(scope="module")
+def threshold(live_setup):
+    """A threshold between the scores of in-database windows and unrelated-audio windows, checked to separate them."""
+    results = []
+    matcher = Matcher(live_setup["database"], threshold=None)
+    session = LiveSession(Recognizer(live_setup["encoder"], matcher, 4000), SR, 5.0, 1.0, on_result=results.append)
+    session.run(FileSource(live_setup["recording"], SR, speed=0))
+    known = [r.score for r in results if window_kind(r.clock_seconds) in ("song1", "song3")]
+    unknown = [r.score for r in results if window_kind(r.clock_seconds) is None]
+    assert len(known) == 16 and len(unknown) == 6
+    assert min(known) > max(unknown) + 0.05, (known, unknown)
+    return (min(known) + max(unknown)) / 2
+
+
+def test_live_query_on_a_recording_reports_the_songs_in_order_and_no_match_on_unrelated_audio(
+    live_setup, threshold, capsys
+):
+    argv = ["--config", str(live_setup["config_path"]), "--set", f"threshold={threshold}"]
+    assert live_query_main([*argv, "--input", str(live_setup["recording_path"]), "--speed", "0"]) == 0
+    output = capsys.readouterr().out
+    results = re.findall(r"audio +([\d.]+) s  (no match|song\d)(?:  offset +([\d.]+) s)?", output)
+    assert len(results) == 34 - 5 + 1
+    for clock, song, offset in results:
+        kind = window_kind(float(clock))
+        if kind is None:
+            assert song == "no match", f"unrelated audio at {clock} s matched {song}"
+        elif kind != "mixed":
+            assert song == kind
+            # Window start in the recording + where that song's excerpt began, minus where it sits in the recording.
+            expected = float(clock) - 5.0 + (3.0 if kind == "song1" else 5.0 - 22.0)
+            assert float(offset) == pytest.approx(expected)
+    summary = output[output.index("songs recognised in order") :]
+    assert re.findall(r"song\d", summary) == ["song1", "song3"]
+    assert "30 windows" in output and "0 skipped" in output
+
+
+def test_live_query_from_a_fake_microphone_recognises_the_song_and_counts_overflows(live_setup, threshold):
+    from common.config import load_config
+
+    config = load_config(live_setup["config_path"], SCHEMA, [f"threshold={threshold}"])
+    song1 = live_setup["recording"][: 12 * SR]
+    module = fake_pyaudio({SR: song1}, overflow_blocks=(4, 40), block_delay=0.02)  # 0.1 s blocks at 5x real time
+    lines = []
+    summary = run_live(config, pyaudio_module=module, out=lines.append)
+    assert wait_until(lambda: module.streams[0].closed) and module.terminated == 1
+    assert summary.input_overflows == 2 and "input overflows 2" in lines[-1]
+    # Timing decides how many windows a loaded machine skips, but every one recognised is song1, in place.
+    assert summary.windows >= 1 and summary.windows + summary.skipped_windows == 12 - 5 + 1
+    results = re.findall(r"audio +([\d.]+) s  (no match|song\d)(?:  offset +([\d.]+) s)?", "\n".join(lines))
+    assert len(results) == summary.windows
+    assert all(song == "song1" and float(offset) == float(clock) - 5.0 + 3.0 for clock, song, offset in results)
+
+
+def test_microphone_without_pyaudio_gives_the_install_instructions(live_setup, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "pyaudio", None)
+    assert live_query_main(["--config", str(live_setup["config_path"])]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("error: microphone input needs PyAudio") and error.count("\n") == 1
+    assert "portaudio19-dev" in error and "pip install PyAudio" in error
+
+
+def test_bad_live_settings_are_one_line_errors(live_setup, capsys):
+    config = str(live_setup["config_path"])
+    assert live_query_main(["--config", config, "--set", "duration=0.5", "--input", "x.wav"]) == 2
+    assert "live.json: duration must be at least one 1 s window, got 0.5" in capsys.readouterr().err
+    recording = str(live_setup["recording_path"])
+    assert live_query_main(["--config", config, "--input", recording, "--speed", "-1"]) == 2
+    assert "--speed must be 0" in capsys.readouterr().err
+    assert live_query_main(["--config", config, "--input", str(live_setup["config_path"])]) == 2
+    assert "live.json: cannot decode audio" in capsys.readouterr().err
