@@ -1,0 +1,101 @@
+"""Fingerprint every song in the input folders: ``python generation/generate_fingerprints.py --config FILE``.
+
+Multi-GPU: ``torchrun --nproc_per_node N generation/generate_fingerprints.py --config FILE``
+(each rank takes every N-th song). See docs/database.md for the keys.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import torch
+
+from common.config import Key, Schema, run_script
+from generation.extract import ExtractionError, extract_fingerprints, plan_songs
+from models.checkpoint import load_encoder
+
+SCHEMA = Schema(
+    "generation/generate_fingerprints.py",
+    [
+        Key("SR", "int", 8000, "sample rate (Hz); must equal the checkpoint's front end"),
+        Key("HOP SIZE", "int", 4000, "samples between window starts (4000 = 0.5 s at 8 kHz)"),
+        Key("input dirs", "paths", help="folders searched (recursively) for audio files", must_exist=True),
+        Key("batch size", "int", 256, "1 s windows per model batch (windows of several songs are pooled)"),
+        Key("weights", "path", help="checkpoint (.pt) written by the trainer", must_exist=True),
+        Key("output dir", "path", help="folder for <song>.npy files and manifest.json"),
+        Key("num_workers", "int", 2, "DataLoader worker processes decoding songs"),
+        Key(
+            "model_str",
+            "choice",
+            None,
+            "fingerprinter or audsearch; must agree with the checkpoint",
+            choices=("fingerprinter", "audsearch"),
+        ),
+        Key(
+            "device",
+            "str",
+            "auto",
+            "auto (CUDA when present), cpu, cuda or cuda:N; under torchrun each rank uses cuda:LOCAL_RANK",
+        ),
+        Key("progress", "bool", True, "show a progress bar"),
+    ],
+)
+
+
+def main(config) -> int:
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    device = config["device"]
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    distributed = world_size > 1
+    if distributed:
+        backend = "nccl" if device.startswith("cuda") else "gloo"
+        if device.startswith("cuda"):
+            device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+            torch.cuda.set_device(device)
+        torch.distributed.init_process_group(backend)
+    try:
+        encoder, payload = load_encoder(config["weights"], device)
+        if config["model_str"] is not None and config["model_str"] != payload["model_str"]:
+            raise ExtractionError(
+                f"{config.source}: model_str '{config['model_str']}' but {config['weights']} holds a "
+                f"'{payload['model_str']}' model"
+            )
+        if config["SR"] != encoder.frontend_config.sample_rate:
+            raise ExtractionError(
+                f"{config.source}: SR {config['SR']} but {config['weights']} was trained at "
+                f"{encoder.frontend_config.sample_rate} Hz"
+            )
+        if config["HOP SIZE"] < 1:
+            raise ExtractionError(f"{config.source}: 'HOP SIZE' must be at least 1, got {config['HOP SIZE']}")
+        sources = plan_songs(config["input dirs"])
+        summary = extract_fingerprints(
+            encoder,
+            payload,
+            sources,
+            config["output dir"],
+            hop_samples=config["HOP SIZE"],
+            batch_size=config["batch size"],
+            num_workers=config["num_workers"],
+            rank=rank,
+            world_size=world_size,
+            progress=config["progress"],
+            barrier=torch.distributed.barrier if distributed else None,
+        )
+    finally:
+        if distributed:
+            torch.distributed.destroy_process_group()
+    for _source, reason in summary.skipped:
+        print(f"skipped: {reason}", file=sys.stderr)
+    print(
+        f"rank {rank}: {len(summary.written)} songs fingerprinted ({summary.audio_seconds:.0f} audio s at "
+        f"{summary.speed:.0f} audio s/s on {device}), {len(summary.already_done)} already done, "
+        f"{len(summary.skipped)} skipped -> {config['output dir']}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_script(SCHEMA, __doc__.splitlines()[0], main))

@@ -1,0 +1,97 @@
+"""Add songs to or remove songs from a database: ``python generation/update_index.py --config FILE``.
+
+The reference's ``wavs_to_faiss_index`` job. Removals happen first, then additions; the index
+is never retrained. The index, JSON (and vector store) are replaced together, so a crash leaves
+the previous database intact. See docs/database.md for the keys.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import torch
+
+from common.config import Key, Schema, run_script
+from common.database import Database, DatabaseError
+from generation.extract import extract_fingerprints, load_fingerprint_folder, plan_songs
+from models.checkpoint import load_encoder, model_identity
+
+SCHEMA = Schema(
+    "generation/update_index.py",
+    [
+        Key("index", "path", help="the database's .index file", must_exist=True),
+        Key("json", "path", None, "its JSON (default: the index path with .json)", nullable=True),
+        Key("remove", "list", [], "names of songs to remove"),
+        Key(
+            "add_fingerprint_dirs", "paths", [], "fingerprint folders (generate_fingerprints.py) whose songs are added"
+        ),
+        Key("add_audio_dirs", "paths", [], "audio folders fingerprinted with 'weights' and then added"),
+        Key("weights", "path", None, "checkpoint for add_audio_dirs; must be the database's model", nullable=True),
+        Key(
+            "fingerprints_dir",
+            "path",
+            None,
+            "where add_audio_dirs' fingerprints go (default <index>_added/)",
+            nullable=True,
+        ),
+        Key("batch size", "int", 256, "1 s windows per model batch when fingerprinting add_audio_dirs"),
+        Key("num_workers", "int", 2, "DataLoader workers decoding add_audio_dirs"),
+        Key("device", "str", "auto", "auto (CUDA when present), cpu or cuda"),
+        Key("output_index", "path", None, "write the result here instead of replacing 'index'", nullable=True),
+        Key("progress", "bool", True, "show progress bars"),
+    ],
+)
+
+
+def update_index(config) -> Database:
+    """Apply ``remove`` then the additions to the database, then save it atomically."""
+    index_path = Path(config["index"])
+    database = Database.load(index_path, config["json"])
+    fingerprint_dirs = list(config["add_fingerprint_dirs"])
+    if config["add_audio_dirs"]:
+        if config["weights"] is None:
+            raise DatabaseError(f"{config.source}: 'add_audio_dirs' needs 'weights' (the database's model)")
+        device = config["device"]
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        encoder, payload = load_encoder(config["weights"], device)
+        database.check_compatible(model_identity(payload))
+        folder = config["fingerprints_dir"] or str(index_path.with_name(index_path.stem + "_added"))
+        summary = extract_fingerprints(
+            encoder,
+            payload,
+            plan_songs(config["add_audio_dirs"]),
+            folder,
+            hop_samples=round(database.hop_seconds * encoder.frontend_config.sample_rate),
+            batch_size=config["batch size"],
+            num_workers=config["num_workers"],
+            progress=config["progress"],
+        )
+        for _source, reason in summary.skipped:
+            print(f"skipped: {reason}", file=sys.stderr)
+        fingerprint_dirs.append(folder)
+    if config["remove"]:
+        database.remove_songs([str(name) for name in config["remove"]])
+    for folder in fingerprint_dirs:
+        manifest, songs = load_fingerprint_folder(folder)
+        database.check_compatible(manifest["identity"])
+        if abs(manifest["hop_seconds"] - database.hop_seconds) > 1e-9:
+            raise DatabaseError(
+                f"{folder}: fingerprints at a {manifest['hop_seconds']} s hop, "
+                f"the database uses {database.hop_seconds} s"
+            )
+        database.add_songs(songs, progress=config["progress"])
+    output = Path(config["output_index"]) if config["output_index"] else index_path
+    database.save(output, config["json"] if output == index_path else None)
+    return database
+
+
+def main(config) -> int:
+    database = update_index(config)
+    print(f"{len(database.songs)} songs, {database.ntotal} vectors -> {config['output_index'] or config['index']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_script(SCHEMA, __doc__.splitlines()[0], main))
