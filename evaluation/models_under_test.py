@@ -1,0 +1,176 @@
+"""The models an evaluation compares: each a checkpoint, its database and matcher settings.
+
+A config lists models as JSON objects:
+
+    {"name": "fingerprinter demo", "weights": "pretrained/fingerprinter_demo.pt",
+     "index": "runs/demo/index/demo.index", "json": "runs/demo/index/demo.json",
+     "nprobe": 8, "neighbors": 4, "threshold": null, "method": "sequence"}
+
+``name`` defaults to the weights' file stem, ``json`` to the index path with suffix .json.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from common.config import ConfigError
+from common.database import Database
+from common.matcher import Match, Matcher
+from models.checkpoint import load_encoder, model_identity
+from models.inference import embed_samples
+
+MODEL_KEYS = {
+    "name": "label in tables and plots (default: the weights' file stem)",
+    "weights": "checkpoint file (.pt)",
+    "index": "faiss index file built from this model's fingerprints",
+    "json": "the index's song table (default: the index path with suffix .json)",
+    "nprobe": "IVF cells searched (default 1; ignored by flat indexes)",
+    "neighbors": "neighbours searched per query row (default 4)",
+    "threshold": "score under which the answer is 'no match' (default null: always answer)",
+    "method": "'sequence' (sequence search) or 'vote' (majority vote, the reference's recording rule)",
+}
+METHODS = ("sequence", "vote")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One model entry of a config, validated."""
+
+    name: str
+    weights: str
+    index: str
+    json: str | None = None
+    nprobe: int = 1
+    neighbors: int = 4
+    threshold: float | None = None
+    method: str = "sequence"
+
+
+def _path(value, where: str, key: str, must_exist: bool = True) -> str:
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{where}: key '{key}' must be a path string, got {value!r}")
+    path = Path(os.path.expanduser(value))
+    if must_exist and not path.exists():
+        raise ConfigError(f"{where}: key '{key}': path does not exist: {value}")
+    return str(path)
+
+
+def parse_model_specs(entries: list, where: str, default_method: str = "sequence") -> list[ModelSpec]:
+    """Validate the ``models`` list of a config; errors name the entry and the key."""
+    if not entries:
+        raise ConfigError(f"{where}: key 'models' must list at least one model")
+    specs = []
+    for number, entry in enumerate(entries, start=1):
+        place = f"{where}: models[{number}]"
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{place} must be an object with keys {', '.join(MODEL_KEYS)}")
+        for key in entry:
+            if key not in MODEL_KEYS:
+                close = difflib.get_close_matches(key, list(MODEL_KEYS), n=1, cutoff=0.0)
+                raise ConfigError(f"{place}: unknown key '{key}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
+        for key in ("weights", "index"):
+            if key not in entry:
+                raise ConfigError(f"{place}: missing required key '{key}'")
+        weights = _path(entry["weights"], place, "weights")
+        index = _path(entry["index"], place, "index")
+        json_path = _path(entry["json"], place, "json") if entry.get("json") is not None else None
+        nprobe, neighbors = entry.get("nprobe", 1), entry.get("neighbors", 4)
+        for key, value in (("nprobe", nprobe), ("neighbors", neighbors)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{place}: key '{key}' must be a positive integer, got {value!r}")
+        threshold = entry.get("threshold")
+        if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))):
+            raise ConfigError(f"{place}: key 'threshold' must be a number or null, got {threshold!r}")
+        method = entry.get("method", default_method)
+        if method not in METHODS:
+            raise ConfigError(f"{place}: key 'method' must be one of {', '.join(map(repr, METHODS))}, got {method!r}")
+        name = entry.get("name") or Path(weights).stem
+        specs.append(
+            ModelSpec(
+                name,
+                weights,
+                index,
+                json_path,
+                nprobe,
+                neighbors,
+                None if threshold is None else float(threshold),
+                method,
+            )
+        )
+    names = [spec.name for spec in specs]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise ConfigError(f"{where}: model names must be unique; give 'name' to tell apart {duplicates}")
+    return specs
+
+
+class ModelUnderTest:
+    """An encoder, its database and a matcher: audio in, (Match, inference ms, search ms) out."""
+
+    def __init__(self, spec: ModelSpec, device: str = "cpu"):
+        self.spec = spec
+        self.encoder, payload = load_encoder(spec.weights, device)
+        self.identity = model_identity(payload)
+        self.database = Database.load(spec.index, spec.json)
+        self.database.check_compatible(self.identity)
+        self.matcher = Matcher(
+            self.database, neighbors=spec.neighbors, threshold=spec.threshold, method=spec.method, nprobe=spec.nprobe
+        )
+        self.sample_rate = int(self.encoder.frontend_config.sample_rate)
+        self.hop_samples = int(round(self.database.hop_seconds * self.sample_rate))
+        self._by_source = {}
+        self._by_name = {}
+        for song in self.database.songs:
+            if song.source:
+                self._by_source[str(Path(song.source).resolve())] = song.name
+            self._by_name[song.name] = song.name
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def song_name(self, path: str | os.PathLike) -> str | None:
+        """The database's name for the audio file ``path``, or None when the song is not in the database.
+
+        Matched by source path first, then by file stem (the name extraction gives a song).
+        """
+        path = Path(path)
+        return self._by_source.get(str(path.resolve())) or self._by_name.get(path.stem)
+
+    def identify(self, samples: np.ndarray) -> tuple[Match, float, float]:
+        """(n,) float32 query at ``sample_rate`` -> (match, inference ms, search ms).
+
+        Inference is framing + embedding; search is the matcher (faiss search + candidate scoring).
+        """
+        start = time.perf_counter()
+        embeddings = embed_samples(self.encoder, samples, hop_samples=self.hop_samples)
+        middle = time.perf_counter()
+        match = self.matcher.match(embeddings)
+        end = time.perf_counter()
+        return match, 1000.0 * (middle - start), 1000.0 * (end - middle)
+
+
+def load_models(specs: list[ModelSpec], device: str) -> list[ModelUnderTest]:
+    """Load every model; all must share one sample rate (queries are cut once for all of them)."""
+    models = [ModelUnderTest(spec, device) for spec in specs]
+    rates = {model.sample_rate for model in models}
+    if len(rates) > 1:
+        raise ConfigError(f"models use different sample rates {sorted(rates)}; evaluate them in separate runs")
+    return models
+
+
+def resolve_device(device: str) -> str:
+    """'auto' -> 'cuda' when available, else 'cpu'; 'cuda' without a GPU is an error."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"key 'device': {device!r} asked for but no CUDA device is available (use 'cpu' or 'auto')")
+    return device

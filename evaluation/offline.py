@@ -1,0 +1,14 @@
+"""Offline protocol (SPEC 7.1): degraded excerpts of indexed test songs, per model, length, SNR and trial.
+
+Reports song accuracy, exact and near hits, false matches and timings.
+
+Usage: python evaluation/offline.py --config FILE [--set key=value ...]
+"""
+
+import sys
+
+from common.config import run_script
+from evaluation.offline_protocol import SCHEMA, run_offline
+
+if __name__ == "__main__":
+    sys.exit(run_script(SCHEMA, __doc__.splitlines()[0], run_offline))

@@ -1,0 +1,291 @@
+"""Offline protocol (SPEC 7.1): degraded excerpts of indexed test songs, per model, query length, SNR and trial.
+
+For every trial and query length, query positions are drawn per test song (random sample
+starts, or the reference's grid-aligned segments with ``aligned: true``); for every SNR the
+same positions are degraded with test-split noise (and optionally test-split IRs and the
+cut-off filters), and every model answers the same degraded queries. A query from a song that
+is not in a model's database measures that model's false-match rate at its threshold.
+
+Seeding: positions come from ``default_rng([seed, 0, trial, length index, song index])``,
+degradations from ``default_rng([seed, 1, trial, length index, SNR index, song index])``, so
+the same config gives the same numbers, models are compared on identical queries, and adding
+a model or an SNR leaves the other cells' queries unchanged.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import math
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from common.audio import AudioError, find_audio_files, load_audio, load_song
+from common.config import ConfigError, Key, Schema
+from evaluation.metrics import (
+    EXACT_TOLERANCE_SECONDS,
+    NEAR_TOLERANCE_SECONDS,
+    QueryOutcome,
+    score_outcomes,
+    summarize_trials,
+)
+from evaluation.models_under_test import MODEL_KEYS, load_models, parse_model_specs, resolve_device
+from evaluation.queries import CutoffFilters, QueryDegrader, aligned_starts, is_silent, random_starts
+from evaluation.report import close_log, open_log, plot_accuracy, report_markdown, write_report
+
+SCHEMA = Schema(
+    "evaluation/offline.py",
+    [
+        Key("models", "list", help="models to compare, each {" + ", ".join(MODEL_KEYS) + "}"),
+        Key(
+            "test_songs", "paths", must_exist=True, help="folder(s) of test songs; those in a model's index are queried"
+        ),
+        Key(
+            "unknown_songs",
+            "paths",
+            [],
+            must_exist=True,
+            help="folder(s) of songs NOT in the databases: their queries give the false-match rate",
+        ),
+        Key("background_noises", "path", must_exist=True, help="folder of test-split background noise"),
+        Key("impulse_responses", "path", None, must_exist=True, help="folder of test-split room IRs (null: none)"),
+        Key("cutoff_filters", "bool", False, help="apply the low-pass + high-pass cut-off filters to every query"),
+        Key(
+            "aligned",
+            "bool",
+            False,
+            help="reference protocol: grid-aligned non-overlapping queries, noise only (no IR, no filters)",
+        ),
+        Key("query_lengths", "list", [1, 2, 3, 5, 10], help="query lengths in seconds"),
+        Key("snrs", "list", [0, 5, 10, 15], help="SNRs in dB (null: clean, no noise)"),
+        Key("n_trials", "int", 3, help="trials; each draws new positions and noise"),
+        Key("queries_per_song", "int", 5, help="random queries per song, length and trial (ignored when aligned)"),
+        Key("max_songs", "int", None, help="use at most this many test songs (and unknown songs), sorted by path"),
+        Key("seed", "int", 0, help="seed of every random draw"),
+        Key("method", "choice", "sequence", choices=("sequence", "vote"), help="default matching method of models"),
+        Key("device", "str", "auto", help="'cpu', 'cuda' or 'auto'"),
+        Key("exact_tolerance", "float", EXACT_TOLERANCE_SECONDS, help="offset error (s) of an exact hit"),
+        Key("near_tolerance", "float", NEAR_TOLERANCE_SECONDS, help="offset error (s) of a near hit"),
+        Key("output_dir", "path", "runs/reports/offline", help="report folder (created; files replaced)"),
+        Key("experiment_name", "str", "offline", help="title of the report"),
+    ],
+)
+
+
+def snr_label(snr: float | None) -> str:
+    return "clean" if snr is None else f"{snr:g} dB"
+
+
+def _check_lists(config: dict, where: str) -> tuple[list[float], list[float | None]]:
+    lengths, snrs = config["query_lengths"], config["snrs"]
+    if not lengths or not all(isinstance(x, (int, float)) and not isinstance(x, bool) and x >= 1 for x in lengths):
+        raise ConfigError(f"{where}: key 'query_lengths' must be a list of numbers >= 1 (s), got {lengths!r}")
+    if not snrs or not all(x is None or (isinstance(x, (int, float)) and not isinstance(x, bool)) for x in snrs):
+        raise ConfigError(f"{where}: key 'snrs' must be a list of numbers (dB) or null, got {snrs!r}")
+    for key in ("n_trials", "queries_per_song"):
+        if config[key] < 1:
+            raise ConfigError(f"{where}: key '{key}' must be at least 1, got {config[key]}")
+    return [float(x) for x in lengths], [None if x is None else float(x) for x in snrs]
+
+
+def _load_folder(folders: list[str], sr: int, limit: int | None, logger, loader) -> list[tuple[Path, np.ndarray]]:
+    """(path, samples) of every decodable file under ``folders``; files that cannot be used are skipped and logged."""
+    paths = sorted({path for folder in folders for path in find_audio_files(folder)})
+    if limit is not None:
+        paths = paths[:limit]
+    loaded = []
+    for path in paths:
+        try:
+            loaded.append((path, loader(path, sr)))
+        except AudioError as error:
+            logger.info(f"skipped: {error}")
+    return loaded
+
+
+def run_offline(config: dict) -> list[dict]:
+    """Run the offline protocol described by ``config`` (see SCHEMA); writes the report; returns the cells."""
+    where = str(getattr(config, "source", None) or "config")
+    lengths, snrs = _check_lists(config, where)
+    specs = parse_model_specs(config["models"], where, config["method"])
+    output_dir = Path(config["output_dir"])
+    logger = open_log(output_dir, "offline")
+    try:
+        return _run(config, lengths, snrs, specs, output_dir, logger)
+    finally:
+        close_log(logger)
+
+
+def _run(config, lengths, snrs, specs, output_dir, logger) -> list[dict]:
+    device = resolve_device(config["device"])
+    logger.info(
+        f"offline evaluation '{config['experiment_name']}' on {device}; config:\n{json.dumps(config, indent=2)}"
+    )
+    models = load_models(specs, device)
+    sr = models[0].sample_rate
+    for model in models:
+        logger.info(
+            f"model '{model.name}': {model.spec.weights}, {len(model.database.songs)} songs / "
+            f"{model.database.ntotal} vectors ({model.database.factory}), nprobe {model.spec.nprobe}, "
+            f"neighbors {model.spec.neighbors}, threshold {model.spec.threshold}, method {model.spec.method}"
+        )
+    songs = _load_folder(config["test_songs"], sr, config["max_songs"], logger, load_song)
+    unknown = _load_folder(config["unknown_songs"], sr, config["max_songs"], logger, load_song)
+    for model in models:
+        indexed = [path for path, _ in songs if model.song_name(path) is not None]
+        strays = [path for path, _ in unknown if model.song_name(path) is not None]
+        if strays:
+            raise ConfigError(f"unknown_songs: {strays[0]} is in the database of model '{model.name}'")
+        logger.info(
+            f"model '{model.name}': {len(indexed)} of {len(songs)} test songs are indexed; "
+            f"{len(songs) - len(indexed) + len(unknown)} songs are out of its database"
+        )
+        if not indexed:
+            raise ConfigError(f"test_songs: none of the test songs is in the database of model '{model.name}'")
+    all_songs = songs + unknown
+    noise = [clip for _, clip in _load_folder([config["background_noises"]], sr, None, logger, load_audio)]
+    impulses, cutoff = None, None
+    if config["aligned"]:
+        if config["impulse_responses"] or config["cutoff_filters"]:
+            logger.info("aligned: true reproduces the reference's noise-only protocol: IRs and cut-off filters are off")
+    else:
+        if config["impulse_responses"]:
+            impulses = [clip for _, clip in _load_folder([config["impulse_responses"]], sr, None, logger, load_audio)]
+        cutoff = CutoffFilters(sr) if config["cutoff_filters"] else None
+    degrade = QueryDegrader(noise, impulses, cutoff)
+    logger.info(
+        f"{len(songs)} test songs, {len(unknown)} unknown songs, {len(noise)} noise clips, "
+        f"{len(impulses or [])} IRs, cut-off filters {'on' if cutoff else 'off'}, aligned {config['aligned']}"
+    )
+
+    trials: dict[tuple[str, float, str], list[dict]] = {}
+    silent_skipped = 0
+    seed = config["seed"]
+    total = config["n_trials"] * len(lengths) * len(snrs)
+    with tqdm(total=total, desc="offline cells", unit="cell", dynamic_ncols=True) as progress:
+        for trial in range(config["n_trials"]):
+            for length_index, length in enumerate(lengths):
+                query_samples = int(round(length * sr))
+                positions = []  # (song number, start sample, clean query)
+                for number, (_, samples) in enumerate(all_songs):
+                    if config["aligned"]:
+                        starts = aligned_starts(len(samples), query_samples)
+                    else:
+                        rng = np.random.default_rng([seed, 0, trial, length_index, number])
+                        starts = random_starts(len(samples), query_samples, config["queries_per_song"], rng)
+                    for start in starts:
+                        clean = samples[start : start + query_samples]
+                        if is_silent(clean):
+                            silent_skipped += 1
+                            continue
+                        positions.append((number, start, clean))
+                for snr_index, snr in enumerate(snrs):
+                    queries = []
+                    for position, (number, start, clean) in enumerate(positions):
+                        rng = np.random.default_rng([seed, 1, trial, length_index, snr_index, number, position])
+                        queries.append((number, start, degrade(clean, snr, rng)))
+                    for model in models:
+                        outcomes = []
+                        for number, start, query in queries:
+                            match, inference_ms, search_ms = model.identify(query)
+                            outcomes.append(
+                                QueryOutcome(
+                                    true_song=model.song_name(all_songs[number][0]),
+                                    true_offset=start / sr,
+                                    predicted_song=match.song,
+                                    predicted_offset=match.offset_seconds,
+                                    score=match.score,
+                                    inference_ms=inference_ms,
+                                    search_ms=search_ms,
+                                )
+                            )
+                        figures = score_outcomes(outcomes, config["exact_tolerance"], config["near_tolerance"])
+                        trials.setdefault((model.name, length, snr_label(snr)), []).append(figures)
+                        logger.info(
+                            f"trial {trial + 1} | {model.name} | {length:g} s | {snr_label(snr)}: "
+                            f"accuracy {_pct(figures['accuracy'])}, exact {_pct(figures['exact'])}, "
+                            f"near {_pct(figures['near'])}, false match {_pct(figures['false_match'])} "
+                            f"({figures['queries']} + {figures['unknown_queries']} unknown queries, "
+                            f"{figures['inference_ms']:.1f} + {figures['search_ms']:.2f} ms)"
+                        )
+                    progress.update(1)
+    if silent_skipped:
+        logger.info(f"{silent_skipped} silent query positions skipped (no window above the silence floor)")
+
+    conditions = [snr_label(snr) for snr in snrs]
+    cells = []
+    for model in models:
+        for length in lengths:
+            for condition in conditions:
+                per_trial = trials[(model.name, length, condition)]
+                cells.append(
+                    {
+                        "model": model.name,
+                        "query_seconds": length,
+                        "condition": condition,
+                        "threshold": model.spec.threshold,
+                        **summarize_trials(per_trial),
+                        "per_trial": per_trial,
+                    }
+                )
+    figures = ["accuracy", "exact", "near"]
+    if any(cell["unknown_queries"] for cell in cells):
+        figures.append("false_match")
+    if any(model.spec.threshold is not None for model in models):
+        figures.append("no_match")
+    figures += ["inference_ms", "search_ms"]
+    notes = [
+        f"date {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}, device {device}",
+        f"{len(songs)} test songs, {len(unknown)} out-of-database songs, {config['n_trials']} trial(s), seed {seed}",
+        "queries: "
+        + (
+            "grid-aligned non-overlapping segments, noise only (reference protocol)"
+            if config["aligned"]
+            else f"{config['queries_per_song']} per song at random sample starts"
+        ),
+        f"degradation: test noise at each SNR, IRs {'on' if impulses else 'off'}, "
+        f"cut-off filters {'on' if cutoff else 'off'}",
+        "cells: mean ± std over trials",
+    ] + [
+        f"model '{model.name}': {model.database.factory}, {model.database.ntotal} vectors, nprobe {model.spec.nprobe}, "
+        f"neighbors {model.spec.neighbors}, threshold {model.spec.threshold}, method {model.spec.method}"
+        for model in models
+    ]
+    names = [model.name for model in models]
+    markdown = report_markdown(
+        f"Offline evaluation: {config['experiment_name']}",
+        cells,
+        names,
+        lengths,
+        conditions,
+        "query (s) / SNR",
+        figures,
+        notes,
+    )
+    metadata = {
+        "protocol": "offline",
+        "device": device,
+        "notes": notes,
+        "conditions": conditions,
+        "query_lengths": lengths,
+        "models": [{**asdict(model.spec), "identity": model.identity} for model in models],
+    }
+    paths = write_report(
+        output_dir,
+        dict(config),
+        markdown,
+        cells,
+        metadata,
+        lambda path: plot_accuracy(
+            path, cells, names, lengths, conditions, "accuracy", f"Offline: {config['experiment_name']}"
+        ),
+    )
+    print(markdown)
+    logger.info(f"report written to {output_dir} ({', '.join(p.name for p in paths.values())}, run.log)")
+    return cells
+
+
+def _pct(value: float) -> str:
+    return "n/a" if value is None or math.isnan(value) else f"{100 * value:.1f}%"

@@ -1,0 +1,12 @@
+"""Real-world protocol (SPEC 7.2): song accuracy on recordings of a playlist, per query length and recording.
+
+Usage: python evaluation/recording.py --config FILE [--set key=value ...]
+"""
+
+import sys
+
+from common.config import run_script
+from evaluation.recording_protocol import SCHEMA, run_recording
+
+if __name__ == "__main__":
+    sys.exit(run_script(SCHEMA, __doc__.splitlines()[0], run_recording))

@@ -1,0 +1,282 @@
+"""Real-world protocol (SPEC 7.2): recordings of a playlist, cut into labelled queries, answered by each model.
+
+For every recording: ground truth from the playlist CSV (explicit start/end, or the first song's
+start found by cross-correlation plus the reference songs' durations, see
+``evaluation.ground_truth``); for every query length, the non-overlapping queries inside each
+song; every model answers every query. Reported per (model, length, recording): song accuracy,
+and, because the position in the song is known too, exact and near hits (offsets of a real
+recording carry the phone's clock error, a few ms per minute, far below the 0.25 s tolerance).
+A playlist song missing from a model's database is counted as out-of-database for that model:
+its queries measure false matches instead of accuracy, and the log says so.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import math
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from common.audio import load_audio
+from common.config import ConfigError, Key, Schema
+from evaluation.ground_truth import (
+    PlaylistEntry,
+    SongInterval,
+    cut_queries,
+    find_song_start,
+    read_playlist,
+    song_intervals,
+)
+from evaluation.metrics import (
+    EXACT_TOLERANCE_SECONDS,
+    NEAR_TOLERANCE_SECONDS,
+    QueryOutcome,
+    score_outcomes,
+    summarize_trials,
+)
+from evaluation.models_under_test import MODEL_KEYS, load_models, parse_model_specs, resolve_device
+from evaluation.report import close_log, open_log, plot_accuracy, report_markdown, write_report
+
+PAPER_QUERY_LENGTHS = [1, 2, 3, 4, 5, 10, 15]
+# Below this peak-to-floor ratio the cross-correlation start is reported as doubtful.
+DOUBTFUL_ALIGNMENT_RATIO = 1.3
+
+SCHEMA = Schema(
+    "evaluation/recording.py",
+    [
+        Key("models", "list", help="models to compare, each {" + ", ".join(MODEL_KEYS) + "}"),
+        Key(
+            "recording_wavs",
+            "paths",
+            must_exist=True,
+            help="recordings of the playlist (e.g. low_t.wav, mid_t.wav, high_t.wav); columns of the table",
+        ),
+        Key("csv_path", "path", must_exist=True, help="playlist CSV: 'song' column, optional 'start', 'end' (s)"),
+        Key("true_songs", "path", must_exist=True, help="folder of the reference song files named in the CSV"),
+        Key("query_lengths", "list", PAPER_QUERY_LENGTHS, help="query lengths in seconds"),
+        Key(
+            "method",
+            "choice",
+            "sequence",
+            choices=("sequence", "vote"),
+            help="default matching method of models ('vote' is the reference's majority vote)",
+        ),
+        Key("align_search_seconds", "float", 60.0, help="how far into a recording song 1 may start (s)"),
+        Key("align_excerpt_seconds", "float", 10.0, help="seconds of song 1 cross-correlated with the recording"),
+        Key("device", "str", "auto", help="'cpu', 'cuda' or 'auto'"),
+        Key("exact_tolerance", "float", EXACT_TOLERANCE_SECONDS, help="offset error (s) of an exact hit"),
+        Key("near_tolerance", "float", NEAR_TOLERANCE_SECONDS, help="offset error (s) of a near hit"),
+        Key("output_dir", "path", "runs/reports/recording", help="report folder (created; files replaced)"),
+        Key("experiment_name", "str", "recording", help="title of the report"),
+    ],
+)
+
+
+def recording_ground_truth(
+    recording: np.ndarray,
+    sr: int,
+    entries: list[PlaylistEntry],
+    song_files: list[Path],
+    references: list[np.ndarray] | None = None,
+    search_seconds: float = 60.0,
+    excerpt_seconds: float = 10.0,
+    logger=None,
+) -> list[SongInterval]:
+    """Song intervals (s) in one (n,) recording at ``sr``: explicit CSV times, or cross-correlation + durations.
+
+    ``references``: the decoded reference songs ((n_k,) at ``sr``), decoded here when not given.
+    Interval names are the song files' stems; the caller maps them to database names.
+    """
+    seconds = len(recording) / sr
+    if entries[0].start is not None:
+        return [
+            SongInterval(path.stem, entry.start, min(entry.end, seconds))
+            for entry, path in zip(entries, song_files)
+            if entry.start < seconds
+        ]
+    if references is None:
+        references = [load_audio(path, sr) for path in song_files]
+    start, ratio = find_song_start(recording, references[0], sr, search_seconds, excerpt_seconds)
+    if logger:
+        doubt = (
+            " (doubtful: weak correlation peak; give start/end in the CSV)" if ratio < DOUBTFUL_ALIGNMENT_RATIO else ""
+        )
+        logger.info(f"song 1 starts at {start:.3f} s (cross-correlation peak ratio {ratio:.1f}){doubt}")
+    durations = [len(samples) / sr for samples in references]
+    return song_intervals([path.stem for path in song_files], durations, start, seconds)
+
+
+def run_recording(config: dict) -> list[dict]:
+    """Run the real-world protocol described by ``config`` (see SCHEMA); writes the report; returns the cells."""
+    where = str(getattr(config, "source", None) or "config")
+    lengths = config["query_lengths"]
+    if not lengths or not all(isinstance(x, (int, float)) and not isinstance(x, bool) and x >= 1 for x in lengths):
+        raise ConfigError(f"{where}: key 'query_lengths' must be a list of numbers >= 1 (s), got {lengths!r}")
+    lengths = [float(x) for x in lengths]
+    specs = parse_model_specs(config["models"], where, config["method"])
+    output_dir = Path(config["output_dir"])
+    logger = open_log(output_dir, "recording")
+    try:
+        return _run(config, lengths, specs, output_dir, logger)
+    finally:
+        close_log(logger)
+
+
+def _run(config, lengths, specs, output_dir, logger) -> list[dict]:
+    device = resolve_device(config["device"])
+    logger.info(
+        f"recording evaluation '{config['experiment_name']}' on {device}; config:\n{json.dumps(config, indent=2)}"
+    )
+    models = load_models(specs, device)
+    sr = models[0].sample_rate
+    entries = read_playlist(config["csv_path"])
+    song_files = []
+    for entry in entries:
+        path = Path(entry.song) if Path(entry.song).is_absolute() else Path(config["true_songs"]) / entry.song
+        if not path.is_file():
+            raise ConfigError(f"{config['csv_path']}: song '{entry.song}' not found in true_songs ({path})")
+        song_files.append(path)
+    for model in models:
+        missing = [path.name for path in song_files if model.song_name(path) is None]
+        logger.info(
+            f"model '{model.name}': {len(model.database.songs)} songs in its database; "
+            + (
+                f"playlist songs NOT in it (counted as out-of-database): {missing}"
+                if missing
+                else f"all {len(song_files)} playlist songs are in it"
+            )
+        )
+    conditions = [Path(path).stem for path in config["recording_wavs"]]
+    if len(set(conditions)) != len(conditions):
+        raise ConfigError(
+            f"recording_wavs: two recordings share a file name {conditions}; the table needs distinct names"
+        )
+    stem_to_file = {path.stem: path for path in song_files}
+    if len(stem_to_file) != len(song_files):
+        raise ConfigError(f"{config['csv_path']}: two playlist songs share a file name; list each song once")
+    references = None if entries[0].start is not None else [load_audio(path, sr) for path in song_files]
+
+    cells = []
+    alignment = {}
+    for recording_path, condition in zip(config["recording_wavs"], conditions):
+        recording = load_audio(recording_path, sr)
+        logger.info(f"recording {recording_path}: {len(recording) / sr:.1f} s")
+        intervals = recording_ground_truth(
+            recording,
+            sr,
+            entries,
+            song_files,
+            references,
+            config["align_search_seconds"],
+            config["align_excerpt_seconds"],
+            logger,
+        )
+        alignment[condition] = [asdict(interval) for interval in intervals]
+        for length in lengths:
+            queries = cut_queries(intervals, length)
+            for model in models:
+                outcomes = []
+                for query in tqdm(
+                    queries,
+                    desc=f"{condition} {length:g} s {model.name}",
+                    unit="query",
+                    dynamic_ncols=True,
+                    leave=False,
+                ):
+                    samples = recording[
+                        int(round(query.start * sr)) : int(round(query.start * sr)) + int(round(length * sr))
+                    ]
+                    match, inference_ms, search_ms = model.identify(samples)
+                    outcomes.append(
+                        QueryOutcome(
+                            true_song=model.song_name(stem_to_file[query.song]),
+                            true_offset=query.offset_in_song,
+                            predicted_song=match.song,
+                            predicted_offset=match.offset_seconds,
+                            score=match.score,
+                            inference_ms=inference_ms,
+                            search_ms=search_ms,
+                        )
+                    )
+                figures = score_outcomes(outcomes, config["exact_tolerance"], config["near_tolerance"])
+                logger.info(
+                    f"{condition} | {model.name} | {length:g} s: accuracy {_pct(figures['accuracy'])} "
+                    f"of {figures['queries']} queries, exact {_pct(figures['exact'])}, near {_pct(figures['near'])}"
+                    + (
+                        f", false match {_pct(figures['false_match'])} of {figures['unknown_queries']}"
+                        if figures["unknown_queries"]
+                        else ""
+                    )
+                    + f" ({figures['inference_ms']:.1f} + {figures['search_ms']:.2f} ms per query)"
+                )
+                cells.append(
+                    {
+                        "model": model.name,
+                        "query_seconds": length,
+                        "condition": condition,
+                        "threshold": model.spec.threshold,
+                        **summarize_trials([figures]),
+                        "per_query": [asdict(outcome) for outcome in outcomes],
+                    }
+                )
+
+    figures = ["accuracy", "exact", "near"]
+    if any(cell["unknown_queries"] for cell in cells):
+        figures.append("false_match")
+    figures += ["inference_ms", "search_ms"]
+    notes = [
+        f"date {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}, device {device}",
+        f"playlist {config['csv_path']}: {len(entries)} songs; recordings: {', '.join(conditions)}",
+        "ground truth: "
+        + (
+            "start/end from the CSV"
+            if entries[0].start is not None
+            else "song 1 found by cross-correlation, then reference durations back to back"
+        ),
+        "queries: non-overlapping, inside one song each (a song's tail shorter than the query is unused)",
+    ] + [
+        f"model '{model.name}': {model.database.factory}, {model.database.ntotal} vectors, nprobe {model.spec.nprobe}, "
+        f"neighbors {model.spec.neighbors}, threshold {model.spec.threshold}, method {model.spec.method}"
+        for model in models
+    ]
+    names = [model.name for model in models]
+    markdown = report_markdown(
+        f"Real-world protocol: {config['experiment_name']}",
+        cells,
+        names,
+        lengths,
+        conditions,
+        "query (s) / recording",
+        figures,
+        notes,
+    )
+    metadata = {
+        "protocol": "recording",
+        "device": device,
+        "notes": notes,
+        "conditions": conditions,
+        "query_lengths": lengths,
+        "ground_truth": alignment,
+        "models": [{**asdict(model.spec), "identity": model.identity} for model in models],
+    }
+    paths = write_report(
+        output_dir,
+        dict(config),
+        markdown,
+        cells,
+        metadata,
+        lambda path: plot_accuracy(
+            path, cells, names, lengths, conditions, "accuracy", f"Real-world protocol: {config['experiment_name']}"
+        ),
+    )
+    print(markdown)
+    logger.info(f"report written to {output_dir} ({', '.join(p.name for p in paths.values())}, run.log)")
+    return cells
+
+
+def _pct(value: float) -> str:
+    return "n/a" if value is None or math.isnan(value) else f"{100 * value:.1f}%"
