@@ -101,6 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C while loading; once listening, the session stops itself with a summary
+        print("stopped", file=sys.stderr)
+        return 130
     return 0
 
 

@@ -2,6 +2,8 @@
 
 import json
 import re
+import signal
+import subprocess
 import sys
 
 import numpy as np
@@ -142,3 +144,26 @@ def test_bad_live_settings_are_one_line_errors(live_setup, capsys):
     assert "--speed must be 0" in capsys.readouterr().err
     assert live_query_main(["--config", config, "--input", str(live_setup["config_path"])]) == 2
     assert "live.json: cannot decode audio" in capsys.readouterr().err
+
+
+def test_ctrl_c_stops_a_running_live_query_with_a_summary(live_setup):
+    command = [sys.executable, "-m", "evaluation.live_query", "--config", str(live_setup["config_path"])]
+    command += ["--input", str(live_setup["recording_path"]), "--speed", "5"]
+    # SIGINT restored to its default: a shell that starts a job in the background makes its children ignore it.
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    try:
+        for line in process.stdout:
+            if " song1 " in line:  # listening and recognising: now press Ctrl-C
+                process.send_signal(signal.SIGINT)
+                break
+        rest, errors = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 0, errors
+    assert "summary (stopped by Ctrl-C)" in rest and "Traceback" not in errors
