@@ -10,5 +10,13 @@ import sys
 from common.config import run_script
 from evaluation.offline_protocol import SCHEMA, run_offline
 
+__all__ = ["SCHEMA", "main"]
+
+
+def main(config) -> int:
+    run_offline(config)
+    return 0
+
+
 if __name__ == "__main__":
-    sys.exit(run_script(SCHEMA, __doc__.splitlines()[0], run_offline))
+    sys.exit(run_script(SCHEMA, __doc__.splitlines()[0], main))

@@ -8,5 +8,13 @@ import sys
 from common.config import run_script
 from evaluation.recording_protocol import SCHEMA, run_recording
 
+__all__ = ["SCHEMA", "main"]
+
+
+def main(config) -> int:
+    run_recording(config)
+    return 0
+
+
 if __name__ == "__main__":
-    sys.exit(run_script(SCHEMA, __doc__.splitlines()[0], run_recording))
+    sys.exit(run_script(SCHEMA, __doc__.splitlines()[0], main))

@@ -10,5 +10,13 @@ import sys
 from common.config import run_script
 from evaluation.recording_simulation import SCHEMA, run_simulation
 
+__all__ = ["SCHEMA", "main"]
+
+
+def main(config) -> int:
+    run_simulation(config)
+    return 0
+
+
 if __name__ == "__main__":
-    sys.exit(run_script(SCHEMA, __doc__.splitlines()[0], run_simulation))
+    sys.exit(run_script(SCHEMA, __doc__.splitlines()[0], main))
