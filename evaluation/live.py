@@ -50,6 +50,10 @@ class MicrophoneUnavailable(UserError):
     """PyAudio/PortAudio missing, or no usable input device; the message says how to fix it."""
 
 
+class WindowOverwritten(Exception):
+    """The samples of a window left the ring buffer before the recogniser read them."""
+
+
 class RingBuffer:
     """The last ``capacity`` float32 samples of an endless stream, safe for one writer and one reader thread.
 
@@ -536,7 +540,10 @@ class LiveSession:
         self.ring = RingBuffer(self.duration_samples + self.hop_samples + int(RING_SLACK_SECONDS * sample_rate))
 
     def _recognize_window(self, end: int, summary: LiveSummary) -> WindowResult:
-        window = self.ring.read(end, self.duration_samples)
+        try:
+            window = self.ring.read(end, self.duration_samples)
+        except ValueError as error:
+            raise WindowOverwritten(str(error)) from None
         match, latency = self.recognizer.recognize(window)
         clock = end / self.sample_rate
         was_stable = self.tracker.stable
@@ -584,12 +591,14 @@ class LiveSession:
                         break
                     continue
                 behind = (self.ring.written - next_end) // self.hop_samples
-                if behind > 0:
-                    next_end += behind * self.hop_samples
-                    summary.skipped_windows += behind
-                    if limit is not None and next_end > limit:
-                        break
-                result = self._recognize_window(next_end, summary)
+                if limit is not None:
+                    behind = min(behind, (limit - next_end) // self.hop_samples)
+                next_end += behind * self.hop_samples
+                summary.skipped_windows += behind
+                try:
+                    result = self._recognize_window(next_end, summary)
+                except WindowOverwritten:  # the source raced ahead by more than the buffer holds
+                    continue
                 if self.on_result is not None:
                     self.on_result(result)
                 next_end += self.hop_samples
@@ -597,7 +606,8 @@ class LiveSession:
             summary.interrupted = True
         finally:
             source.stop()
-        summary.audio_seconds = min(self.ring.written, next_end if limit is None else limit) / self.sample_rate
+        heard = self.ring.written if limit is None else min(self.ring.written, limit)
+        summary.audio_seconds = heard / self.sample_rate
         summary.wall_seconds = time.monotonic() - started
         summary.input_overflows = source.input_overflows
         summary.dropped_samples = self.ring.dropped

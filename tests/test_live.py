@@ -314,3 +314,20 @@ def test_session_that_falls_behind_skips_to_the_newest_window_and_counts_the_ski
     summary = session.run(MicrophoneSource(sample_rate=100, pyaudio_module=module))
     assert summary.skipped_windows > 0
     assert summary.windows + summary.skipped_windows == 40 - 3 + 1
+
+
+def test_audio_arriving_faster_than_the_buffer_holds_is_counted_as_dropped_not_a_crash(monkeypatch):
+    import evaluation.live as live
+
+    monkeypatch.setattr(live, "RING_SLACK_SECONDS", 0.0)  # the buffer holds one window plus one hop
+
+    class SlowRecognizer(ScriptedRecognizer):
+        def recognize(self, samples):
+            time.sleep(0.01)
+            return super().recognize(samples)
+
+    session = LiveSession(SlowRecognizer(), 100, duration_seconds=3, hop_seconds=1, stable_count=2)
+    summary = session.run(FileSource(scripted_stream([(1, 0, 40)]), 100, speed=1e6))
+    assert session.ring.capacity == 400
+    assert summary.dropped_samples > 0 and summary.skipped_windows > 0
+    assert summary.windows + summary.skipped_windows == 40 - 3 + 1
