@@ -1,0 +1,121 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from common.audio import write_wav
+from common.config import ConfigError, run_script, validate
+from common.database import Database
+from evaluation import offline
+from evaluation.models_under_test import parse_model_specs
+from evaluation.offline_protocol import SCHEMA, run_offline
+from models import get_model
+from models.checkpoint import load_encoder, model_identity, save_checkpoint
+from models.inference import embed_samples
+from tests.signals import synth_song
+
+SR = 8000
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    """Three indexed songs (whole multiples of the 0.5 s hop), one song not in the database, noise, a tiny model."""
+    root = tmp_path_factory.mktemp("offline")
+    torch.manual_seed(0)
+    save_checkpoint(root / "tiny.pt", get_model("fingerprinter", width=0.125), "fingerprinter", 0.125)
+    encoder, payload = load_encoder(root / "tiny.pt")
+    indexed = []
+    for number, seconds in enumerate((6.0, 5.0, 4.5)):
+        samples = synth_song(seconds, 60 + number)
+        path = root / "test" / f"t{number}.wav"
+        write_wav(path, samples)
+        indexed.append((path.stem, embed_samples(encoder, samples), seconds, str(path)))
+    write_wav(root / "unknown" / "u0.wav", synth_song(5.0, 70))
+    write_wav(root / "noise" / "n0.wav", 0.1 * np.random.default_rng(1).standard_normal(3 * SR).astype(np.float32))
+    Database.build(indexed, identity=model_identity(payload)).save(root / "db.index")
+    return root
+
+
+def offline_config(root, **changes):
+    values = {
+        "models": [{"weights": str(root / "tiny.pt"), "index": str(root / "db.index")}],
+        "test_songs": [str(root / "test")],
+        "unknown_songs": [str(root / "unknown")],
+        "background_noises": str(root / "noise"),
+        "query_lengths": [1, 2],
+        "snrs": [0, None],
+        "n_trials": 2,
+        "queries_per_song": 3,
+        "device": "cpu",
+        "output_dir": str(root / "report"),
+        **changes,
+    }
+    return validate(values, SCHEMA)
+
+
+FIGURES = ("accuracy_mean", "exact_mean", "near_mean", "false_match_mean", "queries", "unknown_queries")
+
+
+def test_the_same_seed_gives_the_same_table(setup, capsys):
+    first = run_offline(offline_config(setup, output_dir=str(setup / "first")))
+    second = run_offline(offline_config(setup, output_dir=str(setup / "second")))
+    assert [[cell[key] for key in FIGURES] for cell in first] == [[cell[key] for key in FIGURES] for cell in second]
+    assert [[trial["accuracy"] for trial in cell["per_trial"]] for cell in first] == [
+        [trial["accuracy"] for trial in cell["per_trial"]] for cell in second
+    ]
+
+    def accuracy_table(folder):
+        text = (setup / folder / "results.md").read_text()
+        return text[text.index("song top-1 accuracy") : text.index("## ", text.index("song top-1 accuracy"))]
+
+    assert accuracy_table("first") == accuracy_table("second")
+    assert "| query (s) / SNR | 0 dB | clean |" in capsys.readouterr().out
+    # 3 indexed songs x 3 queries per trial, 2 trials; the unknown song's queries are counted apart.
+    assert first[0]["queries"] == 18 and first[0]["unknown_queries"] == 6
+
+
+def test_grid_aligned_clean_queries_of_database_audio_are_all_exact_hits(setup):
+    cells = run_offline(
+        offline_config(setup, aligned=True, snrs=[None], query_lengths=[1, 3], n_trials=1, unknown_songs=[])
+    )
+    for cell in cells:
+        assert cell["accuracy_mean"] == 1.0 and cell["exact_mean"] == 1.0
+    # Every non-overlapping segment: 6 + 5 + 4 one-second queries; 2 + 1 + 1 three-second ones.
+    assert [cell["queries"] for cell in cells] == [15, 4]
+
+
+def test_false_match_rate_follows_the_threshold(setup):
+    model = {"weights": str(setup / "tiny.pt"), "index": str(setup / "db.index")}
+    cells = run_offline(
+        offline_config(
+            setup,
+            models=[{**model, "name": "open"}, {**model, "name": "closed", "threshold": 1.5}],
+            snrs=[10],
+            query_lengths=[2],
+            n_trials=1,
+        )
+    )
+    open_cell, closed_cell = cells
+    assert open_cell["false_match_mean"] == 1.0  # no threshold: every out-of-database query gets a song
+    assert closed_cell["false_match_mean"] == 0.0  # a score of 1.5 is unreachable: nothing is accepted
+    assert closed_cell["no_match_mean"] == 1.0 and closed_cell["accuracy_mean"] == 0.0
+    report = json.loads((setup / "report" / "results.json").read_text())
+    assert [model["threshold"] for model in report["metadata"]["models"]] == [None, 1.5]
+
+
+def test_the_script_reports_a_bad_model_entry_in_one_line(setup, tmp_path, capsys):
+    config = tmp_path / "bad.json"
+    config.write_text(
+        json.dumps(
+            {
+                "models": [{"weights": str(setup / "tiny.pt"), "index": str(setup / "db.index"), "nprobes": 4}],
+                "test_songs": [str(setup / "test")],
+                "background_noises": str(setup / "noise"),
+            }
+        )
+    )
+    assert run_script(offline.SCHEMA, "offline", offline.main, ["--config", str(config)]) == 2
+    assert "models[1]: unknown key 'nprobes' (did you mean 'nprobe'?)" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="missing required key 'index'"):
+        parse_model_specs([{"weights": str(setup / "tiny.pt")}], "cfg")
