@@ -380,6 +380,7 @@ class Recognizer:
     """
 
     def __init__(self, encoder, matcher, database_hop_samples: int):
+        # Imported here, not at the top: torch takes seconds to load and --list-devices needs none of it.
         from models.inference import embed_samples
 
         self._embed = embed_samples
@@ -577,14 +578,19 @@ class LiveSession:
                 return
         summary.songs.append(StableMatch(result.song, result.clock_seconds, result.offset_seconds))
 
-    def run(self, source, max_seconds: float | None = None) -> LiveSummary:
-        """Recognise from ``source`` until it ends, ``max_seconds`` of audio were heard, or Ctrl-C."""
+    def run(self, source, max_seconds: float | None = None, on_start: Callable[[], None] | None = None) -> LiveSummary:
+        """Recognise from ``source`` until it ends, ``max_seconds`` of audio were heard, or Ctrl-C.
+
+        ``on_start`` is called once the source is running (the microphone opened).
+        """
         summary = LiveSummary()
         limit = None if max_seconds is None else int(round(max_seconds * self.sample_rate))
         started = time.monotonic()
         next_end = self.duration_samples
         source.start(self.ring)
         try:
+            if on_start is not None:
+                on_start()
             while limit is None or next_end <= limit:
                 if self.ring.written < next_end:
                     if not source.advance(next_end):
@@ -679,11 +685,13 @@ def run_live(
         source = FileSource(
             load_audio(input_path, sr=sample_rate, min_samples=session.duration_samples), sample_rate, speed
         )
-        out(f"listening to {Path(input_path)} " + ("as fast as possible" if source.synchronous else f"at {speed:g}x"))
+        listening = f"listening to {Path(input_path)} " + (
+            "as fast as possible" if source.synchronous else f"at {speed:g}x real time"
+        )
     else:
         source = MicrophoneSource(device_index, sample_rate, pyaudio_module)
-        out("listening to the microphone (Ctrl-C stops)")
+        listening = "listening to the microphone (Ctrl-C stops)"
     out(f"database: {len(database.songs)} songs; windows of {config['duration']:g} s every {config['hop']:g} s")
-    summary = session.run(source, max_seconds)
+    summary = session.run(source, max_seconds, on_start=lambda: out(listening))
     out(summary.text())
     return summary
