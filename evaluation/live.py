@@ -409,7 +409,7 @@ class StabilityTracker:
             raise UserError(f"stable_count must be at least 1, got {stable_count}")
         self.stable_count = stable_count
         self.tolerance_seconds = tolerance_seconds
-        self.run = 0
+        self.run_length = 0
         self._last: tuple[str, float, float] | None = None  # (song, offset s, clock s)
 
     def agrees(self, previous: tuple[str, float, float] | None, song: str, offset: float, clock: float) -> bool:
@@ -419,15 +419,15 @@ class StabilityTracker:
 
     def update(self, song: str | None, offset_seconds: float, clock_seconds: float) -> int:
         if song is None:
-            self.run, self._last = 0, None
+            self.run_length, self._last = 0, None
             return 0
-        self.run = self.run + 1 if self.agrees(self._last, song, offset_seconds, clock_seconds) else 1
+        self.run_length = self.run_length + 1 if self.agrees(self._last, song, offset_seconds, clock_seconds) else 1
         self._last = (song, offset_seconds, clock_seconds)
-        return self.run
+        return self.run_length
 
     @property
     def stable(self) -> bool:
-        return self.run >= self.stable_count
+        return self.run_length >= self.stable_count
 
 
 @dataclass
@@ -442,7 +442,7 @@ class WindowResult:
     score: float
     best_candidate: tuple[str, float, float] | None  # (song, offset s, score) even for "no match"
     latency_seconds: float
-    run: int  # consecutive agreeing windows, this one included
+    run_length: int  # consecutive agreeing windows, this one included
     stable: bool
     newly_stable: bool  # this window made a new stable match
 
@@ -454,7 +454,7 @@ class WindowResult:
             if self.best_candidate is not None:
                 best = f"  (best {self.best_candidate[0]} score {self.best_candidate[2]:.3f})"
             return f"{head}no match{best}{tail}"
-        agreement = f"  [stable {self.run}]" if self.stable else f"  [agree {self.run}/{stable_count}]"
+        agreement = f"  [stable {self.run_length}]" if self.stable else f"  [agree {self.run_length}/{stable_count}]"
         text = f"{head}{self.song}  offset {self.offset_seconds:7.1f} s  score {self.score:.3f}{tail}{agreement}"
         if self.newly_stable:
             text += f"\n{head}== stable match: {self.song} (offset {self.offset_seconds:.1f} s)"
@@ -548,7 +548,7 @@ class LiveSession:
         match, latency = self.recognizer.recognize(window)
         clock = end / self.sample_rate
         was_stable = self.tracker.stable
-        run = self.tracker.update(match.song, match.offset_seconds, clock)
+        run_length = self.tracker.update(match.song, match.offset_seconds, clock)
         result = WindowResult(
             index=summary.windows,
             clock_seconds=clock,
@@ -558,7 +558,7 @@ class LiveSession:
             score=match.score,
             best_candidate=tuple(match.ranked[0]) if match.ranked else None,
             latency_seconds=latency,
-            run=run,
+            run_length=run_length,
             stable=self.tracker.stable,
             newly_stable=self.tracker.stable and not was_stable,
         )

@@ -278,7 +278,7 @@ def test_session_reports_songs_in_order_and_merges_a_song_resumed_after_a_blip()
     assert summary.windows == len(results) == 33 - 3 + 1
     assert [r.clock_seconds for r in results if r.song is None] == [13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 27, 28, 29]
     assert summary.no_match == 13
-    assert [r.run for r in results if r.clock_seconds in (3, 4, 5, 23, 30, 31)] == [1, 2, 3, 1, 1, 2]
+    assert [r.run_length for r in results if r.clock_seconds in (3, 4, 5, 23, 30, 31)] == [1, 2, 3, 1, 1, 2]
     assert summary.skipped_windows == 0 and summary.dropped_samples == 0 and not summary.interrupted
     assert summary.audio_seconds == 33
 
