@@ -143,17 +143,26 @@ class ModelUnderTest:
         path = Path(path)
         return self._by_source.get(str(path.resolve())) or self._by_name.get(path.stem)
 
+    def embed(self, samples: np.ndarray) -> tuple[np.ndarray, float]:
+        """(n,) float32 audio at ``sample_rate`` -> ((J, d) float32 rows at the database hop, milliseconds)."""
+        start = time.perf_counter()
+        rows = embed_samples(self.encoder, samples, hop_samples=self.hop_samples)
+        return rows, 1000.0 * (time.perf_counter() - start)
+
+    def search(self, rows: np.ndarray) -> tuple[Match, float]:
+        """(J, d) query rows -> (match, milliseconds): faiss search + candidate scoring."""
+        start = time.perf_counter()
+        match = self.matcher.match(rows)
+        return match, 1000.0 * (time.perf_counter() - start)
+
     def identify(self, samples: np.ndarray) -> tuple[Match, float, float]:
         """(n,) float32 query at ``sample_rate`` -> (match, inference ms, search ms).
 
         Inference is framing + embedding; search is the matcher (faiss search + candidate scoring).
         """
-        start = time.perf_counter()
-        embeddings = embed_samples(self.encoder, samples, hop_samples=self.hop_samples)
-        middle = time.perf_counter()
-        match = self.matcher.match(embeddings)
-        end = time.perf_counter()
-        return match, 1000.0 * (middle - start), 1000.0 * (end - middle)
+        rows, inference_ms = self.embed(samples)
+        match, search_ms = self.search(rows)
+        return match, inference_ms, search_ms
 
 
 def load_models(specs: list[ModelSpec], device: str) -> list[ModelUnderTest]:

@@ -162,3 +162,30 @@ def test_a_playlist_song_missing_from_the_database_counts_as_out_of_database(pip
     assert cell["false_match_mean"] == 1.0
     # The mislabelled song's queries are the second song's audio: every answer is "wrong".
     assert cell["accuracy_mean"] == 0.0
+
+
+def test_slicing_shared_embeddings_gives_the_answers_of_embedding_each_query_alone(pipeline):
+    root = pipeline
+    answers = {}
+    for shared in (True, False):
+        config = write_config(
+            root / f"recording_shared_{shared}.json",
+            models=[{"weights": str(root / "tiny.pt"), "index": str(root / "db" / "e2e.index")}],
+            recording_wavs=[str(root / "noisy" / "high_t.wav")],
+            csv_path=str(root / "noisy" / "truth.csv"),
+            true_songs=str(root / "songs"),
+            query_lengths=[2, 2.5],  # 2.5 s is five hops: sliced too
+            shared_embeddings=shared,
+            timing_queries=2,
+            device="cpu",
+            output_dir=str(root / f"report_shared_{shared}"),
+        )
+        assert run_script(recording.SCHEMA, "recording", recording.main, ["--config", config]) == 0
+        cells = json.loads((root / f"report_shared_{shared}" / "results.json").read_text())["cells"]
+        answers[shared] = [
+            [(q["predicted_song"], q["predicted_offset"], round(q["score"], 4)) for q in cell["per_query"]]
+            for cell in cells
+        ]
+        timed = [q["inference_ms"] is not None for q in cells[0]["per_query"]]
+        assert timed == ([True, True] + [False] * (len(timed) - 2) if shared else [True] * len(timed))
+    assert answers[True] == answers[False]
