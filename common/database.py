@@ -156,6 +156,7 @@ class Database:
         # Exact vectors per song for non-flat indexes (ndarray, or slices of the memory-mapped
         # float16 store after load); None for flat indexes, which reconstruct exactly.
         self._song_arrays = None if _is_flat(index) else list(song_arrays or [])
+        self._store: np.ndarray | None = None  # the loaded float16 store, indexed by vector id
         self._first_ids: list[int] = []
         self._refresh_table()
 
@@ -224,6 +225,7 @@ class Database:
         if missing:
             raise DatabaseError(f"cannot remove song(s) not in the database: {', '.join(missing)}")
         doomed = sorted({present[name] for name in names}, reverse=True)
+        self._store = None
         if _is_flat(self.index):
             for number in doomed:  # from the end, so earlier first ids stay valid
                 song = self.songs[number]
@@ -245,6 +247,7 @@ class Database:
         self._refresh_table()
 
     def _append(self, songs: list[SongInput], chunk_rows: int, progress: bool) -> None:
+        self._store = None  # ids are about to change; per-song arrays stay valid
         bar = None
         if progress:
             from tqdm import tqdm
@@ -278,6 +281,8 @@ class Database:
 
     def _refresh_table(self) -> None:
         self._first_ids = [song.first_id for song in self.songs]
+        self.first_ids = np.array(self._first_ids, dtype=np.int64)  # (songs,) for vectorised lookups
+        self.song_counts = np.array([song.count for song in self.songs], dtype=np.int64)
         self._names = {song.name: number for number, song in enumerate(self.songs)}
         expected = sum(song.count for song in self.songs)
         if expected != self.index.ntotal:
@@ -304,9 +309,27 @@ class Database:
 
     def locate_many(self, vector_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Vectorised ``locate`` for valid ids (>= 0): returns (song indexes, rows), int64 arrays."""
-        first_ids = np.asarray(self._first_ids, dtype=np.int64)
-        numbers = np.searchsorted(first_ids, vector_ids, side="right") - 1
-        return numbers, vector_ids - first_ids[numbers]
+        numbers = np.searchsorted(self.first_ids, vector_ids, side="right") - 1
+        return numbers, vector_ids - self.first_ids[numbers]
+
+    def _flat_view(self) -> np.ndarray:
+        """The flat index's own (ntotal, d) float32 storage, without a copy (valid until the next add)."""
+        flat = faiss.downcast_index(self.index)
+        return faiss.rev_swig_ptr(flat.get_xb(), self.ntotal * self.d).reshape(self.ntotal, self.d)
+
+    def vectors_at(self, vector_ids: np.ndarray) -> np.ndarray:
+        """Exact (n, d) float32 vectors of valid ids (any order)."""
+        vector_ids = np.asarray(vector_ids, dtype=np.int64)
+        if self._song_arrays is None:
+            return self._flat_view()[vector_ids]
+        if self._store is not None:
+            return np.asarray(self._store[vector_ids], dtype=np.float32)
+        numbers, rows = self.locate_many(vector_ids)
+        vectors = np.empty((len(vector_ids), self.d), dtype=np.float32)
+        for number in np.unique(numbers):
+            mine = numbers == number
+            vectors[mine] = self._song_arrays[number][rows[mine]]
+        return vectors
 
     def song_vectors(self, song_index: int) -> np.ndarray:
         """Exact (count, d) float32 vectors of a song (stored copy, or reconstructed from a flat index)."""
@@ -320,7 +343,7 @@ class Database:
         if stop <= start:
             return np.zeros((0, self.d), dtype=np.float32)
         if self._song_arrays is None:
-            return self.index.reconstruct_n(song.first_id + start, stop - start)
+            return self._flat_view()[song.first_id + start : song.first_id + stop].copy()
         return np.asarray(self._song_arrays[song_index][start:stop], dtype=np.float32)
 
     # ----------------------------------------------------------------------------- parameters
@@ -462,6 +485,8 @@ class Database:
         )
         if database.d != table["d"]:
             raise DatabaseError(f"{index_path}: index has d={database.d} but {json_path} says d={table['d']}")
+        if song_arrays is not None:
+            database._store = store
         if table.get("nprobe"):
             database.set_nprobe(int(table["nprobe"]))
         return database

@@ -108,38 +108,26 @@ class Matcher:
         if not keep.any():
             return self._no_candidate()
         pairs, hits = np.unique(np.stack([songs[keep], starts[keep]], axis=1), axis=0, return_counts=True)
+        candidate_songs, candidate_starts = pairs[:, 0], pairs[:, 1]
         query_length = len(query)
-        offsets_in_query = np.arange(query_length)
-        candidate_songs, candidate_starts, candidate_scores, candidate_hits = [], [], [], []
-        for song_index in np.unique(pairs[:, 0]):
-            mine = pairs[:, 0] == song_index
-            song_starts, song_hits = pairs[mine, 1], hits[mine]
-            count = self.database.songs[int(song_index)].count
-            overlap = np.minimum(query_length, count - song_starts)
-            needed = min(math.ceil(self.min_overlap * query_length), count)
-            enough = overlap >= needed
-            if not enough.any():
-                continue
-            song_starts, song_hits, overlap = song_starts[enough], song_hits[enough], overlap[enough]
-            low, high = int(song_starts.min()), int(min(count, song_starts.max() + query_length))
-            block = self.database.song_rows(int(song_index), low, high)  # exact vectors, (high - low, d)
-            similarities = query @ block.T  # (J, high - low)
-            rows = song_starts[:, None] + offsets_in_query[None, :]  # song row aligned with query row i
-            inside = rows < count
-            aligned = similarities[offsets_in_query[None, :], np.where(inside, rows, low) - low]
-            scores = np.where(inside, aligned, 0.0).sum(axis=1) / overlap
-            candidate_songs.append(np.full(len(song_starts), song_index))
-            candidate_starts.append(song_starts)
-            candidate_scores.append(scores)
-            candidate_hits.append(song_hits)
-        if not candidate_songs:
+        counts = self.database.song_counts[candidate_songs]
+        overlap = np.minimum(query_length, counts - candidate_starts)  # query rows inside the song
+        enough = overlap >= np.minimum(math.ceil(self.min_overlap * query_length), counts)
+        if not enough.any():
             return self._no_candidate()
-        return self._decide(
-            np.concatenate(candidate_songs),
-            np.concatenate(candidate_starts),
-            np.concatenate(candidate_scores).astype(np.float64),
-            np.concatenate(candidate_hits),
+        candidate_songs, candidate_starts = candidate_songs[enough], candidate_starts[enough]
+        hits, overlap, counts = hits[enough], overlap[enough], counts[enough]
+        # Song row aligned with query row i for every candidate: (candidates, J).
+        rows = candidate_starts[:, None] + np.arange(query_length)[None, :]
+        inside = rows < counts[:, None]
+        vector_ids = self.database.first_ids[candidate_songs][:, None] + np.where(
+            inside, rows, candidate_starts[:, None]
         )
+        unique_ids, position = np.unique(vector_ids, return_inverse=True)
+        similarities = query @ self.database.vectors_at(unique_ids).T  # (J, unique rows), exact vectors
+        aligned = similarities[np.arange(query_length)[None, :], position.reshape(vector_ids.shape)]
+        scores = np.where(inside, aligned, 0.0).sum(axis=1) / overlap
+        return self._decide(candidate_songs, candidate_starts, scores.astype(np.float64), hits)
 
     # ----------------------------------------------------------------------------- vote
     def _vote(self, songs: np.ndarray, starts: np.ndarray, total_hits: int) -> Match:
