@@ -1,0 +1,37 @@
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+
+from common.config import Schema, validate
+from evaluation.offline_protocol import SCHEMA as OFFLINE
+from evaluation.recording_protocol import SCHEMA as RECORDING
+from evaluation.recording_simulation import SCHEMA as SIMULATION
+
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+
+
+def without_path_checks(schema: Schema) -> Schema:
+    """The demo data and model may not be built on the machine running the tests: check keys and types only."""
+    return Schema(schema.script, [dataclasses.replace(key, must_exist=False) for key in schema.keys])
+
+
+@pytest.mark.parametrize(
+    "name, schema",
+    [("eval_offline_demo.json", OFFLINE), ("eval_recording_demo.json", RECORDING), ("simulate_demo.json", SIMULATION)],
+)
+def test_demo_configs_hold_only_known_keys_of_the_right_type(name, schema):
+    config = validate(json.loads((CONFIGS / name).read_text()), without_path_checks(schema), where=name)
+    for entry in config.get("models", []):
+        assert set(entry) <= {"name", "weights", "index", "json", "nprobe", "neighbors", "threshold", "method"}
+
+
+def test_the_recording_demo_reads_what_the_simulation_demo_writes():
+    simulation = json.loads((CONFIGS / "simulate_demo.json").read_text())
+    recording = json.loads((CONFIGS / "eval_recording_demo.json").read_text())
+    folder = Path(simulation["output_dir"])
+    assert recording["recording_wavs"] == [str(folder / f"{level}.wav") for level in simulation["snr_levels"]]
+    assert recording["csv_path"] == str(folder / "playlist.csv")
+    assert recording["true_songs"] == simulation["true_songs"]
+    assert recording["query_lengths"] == [1, 2, 3, 4, 5, 10, 15]
