@@ -13,6 +13,7 @@ vectors at the 0.5 s hop.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -232,6 +233,7 @@ def main() -> None:
     )
     parser.add_argument("--latency-repeats", type=int, default=10)
     args = parser.parse_args()
+    load_at_start = os.getloadavg()[0]
     command = "nice -n 10 .venv/bin/python -m bench.database " + " ".join(sys.argv[1:])
     sizes = sorted(set(args.sizes) | {STUDY_VECTORS})
     table, indexes = size_and_latency(sizes, args.queries, args.nprobe)
@@ -243,7 +245,9 @@ def main() -> None:
 
 Command: `{command.strip()}`
 
-Machine: {machine()}; faiss {faiss.__version__} ({faiss.omp_get_max_threads()} threads)
+Machine: {machine()}; faiss {faiss.__version__} ({faiss.omp_get_max_threads()} threads).
+1-minute load average {load_at_start:.1f} at the start and {os.getloadavg()[0]:.1f} at the end (the cores
+are shared with other jobs; latencies on an idle machine are lower).
 
 ### Index size and search latency (random unit vectors, d = 128, inner product)
 One search = one 5 s query ({QUERY_ROWS} rows) with k = 4, median over {args.queries} queries

@@ -26,7 +26,9 @@ SCHEMA = Schema(
         Key(
             "add_fingerprint_dirs", "paths", [], "fingerprint folders (generate_fingerprints.py) whose songs are added"
         ),
-        Key("add_audio_dirs", "paths", [], "audio folders fingerprinted with 'weights' and then added"),
+        Key(
+            "add_audio_dirs", "paths", [], "audio folders fingerprinted with 'weights' and then added", must_exist=True
+        ),
         Key("weights", "path", None, "checkpoint for add_audio_dirs; must be the database's model", nullable=True),
         Key(
             "fingerprints_dir",
@@ -48,7 +50,8 @@ def update_index(config) -> Database:
     """Apply ``remove`` then the additions to the database, then save it atomically."""
     index_path = Path(config["index"])
     database = Database.load(index_path, config["json"])
-    fingerprint_dirs = list(config["add_fingerprint_dirs"])
+    # (folder, names to add or None for all of the folder's songs)
+    fingerprint_dirs: list[tuple[str, set[str] | None]] = [(folder, None) for folder in config["add_fingerprint_dirs"]]
     if config["add_audio_dirs"]:
         if config["weights"] is None:
             raise DatabaseError(f"{config.source}: 'add_audio_dirs' needs 'weights' (the database's model)")
@@ -58,10 +61,11 @@ def update_index(config) -> Database:
         encoder, payload = load_encoder(config["weights"], device)
         database.check_compatible(model_identity(payload))
         folder = config["fingerprints_dir"] or str(index_path.with_name(index_path.stem + "_added"))
+        sources = plan_songs(config["add_audio_dirs"])
         summary = extract_fingerprints(
             encoder,
             payload,
-            plan_songs(config["add_audio_dirs"]),
+            sources,
             folder,
             hop_samples=round(database.hop_seconds * encoder.frontend_config.sample_rate),
             batch_size=config["batch size"],
@@ -70,11 +74,14 @@ def update_index(config) -> Database:
         )
         for _source, reason in summary.skipped:
             print(f"skipped: {reason}", file=sys.stderr)
-        fingerprint_dirs.append(folder)
+        # the folder may hold songs of earlier updates: add only this run's
+        fingerprint_dirs.append((folder, {source.name for source in sources}))
     if config["remove"]:
         database.remove_songs([str(name) for name in config["remove"]])
-    for folder in fingerprint_dirs:
+    for folder, names in fingerprint_dirs:
         manifest, songs = load_fingerprint_folder(folder)
+        if names is not None:
+            songs = [song for song in songs if song[0] in names]
         database.check_compatible(manifest["identity"])
         if abs(manifest["hop_seconds"] - database.hop_seconds) > 1e-9:
             raise DatabaseError(
