@@ -10,6 +10,7 @@ when complete; a rerun with the same configuration reuses it in seconds.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import pickle
@@ -45,6 +46,8 @@ from data_prep.splits import (
 )
 
 FORMAT_VERSION = 1
+# Bumped when a stage's code changes what it writes, so a rerun rebuilds that stage only.
+STAGE_VERSIONS = {"music": 1, "noise": 1, "impulse": 2}
 NOISE_SPLITS = ("train", "val", "test")
 NOISE_SOURCE_KEYS = {"package", "include", "exclude", "min_seconds", "max_files", "speech", "noise"}
 # Every set and its manifest, relative to the output folder (music_val's files live in music/train).
@@ -226,6 +229,7 @@ class Build:
     def stage_hash(self, stage: str, keys: list[str]) -> str:
         payload = {
             "format": FORMAT_VERSION,
+            "stage_version": STAGE_VERSIONS[stage],
             "sample_rate": self.sample_rate,
             "seed": self.seed,
             "config": {key: self.config[key] for key in keys},
@@ -236,14 +240,26 @@ class Build:
     def state_path(self, stage: str) -> Path:
         return self.output / ".state" / f"{stage}.json"
 
-    def reuse(self, stage: str, digest: str) -> bool:
-        """Load a stage's manifests when it is complete with the same configuration and every file exists."""
+    def start_stage(self, stage: str, digest: str, folders: list[Path]) -> bool:
+        """Reuse a complete stage built with the same configuration (True), or prepare to (re)build it (False).
+
+        Files in the stage's folders survive only when an interrupted run of the same configuration
+        wrote them (they are complete: every file is written atomically); after a configuration
+        change the folders are emptied, so no file of another configuration is mistaken for output.
+        """
         path = self.state_path(stage)
-        if not path.exists():
-            return False
-        state = json.loads(path.read_text(encoding="utf-8"))
+        state = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+        if state.get("hash") == digest and state.get("complete") and self._load_stage(state):
+            self.reused.append(stage)
+            return True
         if state.get("hash") != digest:
-            return False
+            for folder in folders:
+                for old in folder.glob("*.wav"):
+                    old.unlink()
+        atomic_write_text(path, json.dumps({"hash": digest, "complete": False}))
+        return False
+
+    def _load_stage(self, state: dict) -> bool:
         rows = {}
         for name, manifest in state["manifests"].items():
             manifest_path = self.output / manifest
@@ -254,7 +270,6 @@ class Build:
                 return False
         self.rows.update(rows)
         self.stats.update({name: SelectionStats(**value) for name, value in state.get("stats", {}).items()})
-        self.reused.append(stage)
         return True
 
     def finish_stage(self, stage: str, digest: str, manifests: dict[str, str], folders: list[Path]) -> None:
@@ -268,6 +283,7 @@ class Build:
                     stale.unlink()
         state = {
             "hash": digest,
+            "complete": True,
             "manifests": manifests,
             "stats": {name: asdict(self.stats[name]) for name in manifests if name in self.stats},
         }
@@ -278,7 +294,8 @@ class Build:
     def build_music(self) -> None:
         digest = self.stage_hash("music", ["music_train", "music_test", "music_min_seconds", "val_fraction"])
         manifests = {name: MANIFESTS[name] for name in ("music_train", "music_val", "music_test")}
-        if self.reuse("music", digest):
+        folders = [self.output / "music" / "test", self.output / "music" / "train"]
+        if self.start_stage("music", digest, folders):
             return
         seen: dict[str, str] = {}
         chosen: dict[str, list[tuple[SourceFile, DecodedAudio]]] = {"test": [], "train": []}
@@ -301,7 +318,7 @@ class Build:
         ):
             self.rows[name] = self._place(items, folder, taken=set() if name != "music_val" else self._taken(folder))
         self._write_song_lists()
-        self.finish_stage("music", digest, manifests, [self.output / "music" / "test", self.output / "music" / "train"])
+        self.finish_stage("music", digest, manifests, folders)
 
     def _taken(self, folder: Path) -> set[str]:
         return {
@@ -337,7 +354,8 @@ class Build:
         ]
         digest = self.stage_hash("noise", keys)
         manifests = {f"noise_{s}": MANIFESTS[f"noise_{s}"] for s in NOISE_SPLITS}
-        if self.reuse("noise", digest):
+        folders = [self.output / "noise" / f"background_{s}" for s in NOISE_SPLITS]
+        if self.start_stage("noise", digest, folders):
             return
         sources, splits = self.config["noise_sources"], self.config["noise_splits"]
         seen: dict[str, str] = {}
@@ -376,7 +394,7 @@ class Build:
             rows = self._place(selected.get(split, []), folder, taken=set())
             rows += self._babble(split, pools.get(split, []), folder)
             self.rows[f"noise_{split}"] = rows
-        self.finish_stage("noise", digest, manifests, [self.output / "noise" / f"background_{s}" for s in NOISE_SPLITS])
+        self.finish_stage("noise", digest, manifests, folders)
 
     def _babble(self, split: str, pools: list[tuple[str, list[SourceFile]]], folder: Path) -> list[ManifestRow]:
         count = self.config["babble_clips"].get(split, 0)
@@ -423,7 +441,8 @@ class Build:
     def build_impulses(self) -> None:
         digest = self.stage_hash("impulse", ["impulse_simulated", "room_ranges", "impulse_test_files"])
         manifests = {f"impulse_{s}": MANIFESTS[f"impulse_{s}"] for s in ("train", "val", "test")}
-        if self.reuse("impulse", digest):
+        folders = [self.output / "impulse" / f"impulse_{s}" for s in ("train", "val", "test")]
+        if self.start_stage("impulse", digest, folders):
             return
         ranges = RoomRanges.from_dict(self.config["room_ranges"])
         for split in ("train", "val"):
@@ -436,18 +455,20 @@ class Build:
             self.rows[f"impulse_{split}"] = self._simulate(tasks, ranges, split)
             self.stats[f"impulse_{split}"] = SelectionStats(candidates=count)
         self.rows["impulse_test"] = self._measured_irs()
-        folders = [self.output / "impulse" / f"impulse_{s}" for s in ("train", "val", "test")]
         self.finish_stage("impulse", digest, manifests, folders)
 
     def _simulate(self, tasks, ranges: RoomRanges, split: str) -> list[ManifestRow]:
         rows = []
         arguments = [(str(path), seed, ranges, self.sample_rate) for path, seed in tasks]
-        workers = max(1, self.config["workers"])
-        with (
-            ProcessPoolExecutor(max_workers=workers) as pool,
-            tqdm(total=len(tasks), desc=f"rooms {split}", unit="IR", dynamic_ncols=True) as bar,
-        ):
-            for path, description in pool.map(_simulate_one, arguments, chunksize=4):
+        workers = self.config["workers"]
+        with contextlib.ExitStack() as stack:
+            bar = stack.enter_context(tqdm(total=len(tasks), desc=f"rooms {split}", unit="IR", dynamic_ncols=True))
+            if workers > 1 and len(tasks) > 1:
+                pool = stack.enter_context(ProcessPoolExecutor(max_workers=workers))
+                results = pool.map(_simulate_one, arguments, chunksize=4)
+            else:
+                results = map(_simulate_one, arguments)
+            for path, description in results:
                 written, _ = sf.read(path, dtype="int16")
                 rows.append(
                     ManifestRow(

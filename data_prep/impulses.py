@@ -19,8 +19,9 @@ RT60_CORRECTION = 1.28
 MAX_IMAGE_ORDER = 80
 # Kept before the direct sound so its onset is not cut (1 ms at 8 kHz).
 ONSET_MARGIN_S = 0.001
-# The tail is cut where the IR stays below this fraction of its peak (-60 dB).
-TAIL_FLOOR = 1e-3
+# The tail is cut where the IR stays below this fraction of its peak (-80 dB, a few 16-bit steps):
+# -60 dB would clip the reverberant tail of close sources, whose direct sound dominates the peak.
+TAIL_FLOOR = 1e-4
 OUTPUT_PEAK = 0.99
 
 
@@ -83,7 +84,7 @@ def draw_room(rng: np.random.Generator, ranges: RoomRanges = RoomRanges()) -> Ro
 
 
 def clean_ir(ir: np.ndarray, sample_rate: int = 8000) -> np.ndarray:
-    """Trim silence before the direct sound (keeping 1 ms) and the tail below -60 dB; peak to 0.99.
+    """Trim silence before the direct sound (keeping 1 ms) and the tail below -80 dB; peak to 0.99.
 
     (n,) float -> (m,) float32. The onset is the first sample reaching 10% of the peak.
     """
