@@ -85,12 +85,32 @@ class Matcher:
 
     def match(self, query_embeddings: np.ndarray) -> Match:
         """(J, d) float32 query rows at the database hop -> Match."""
+        return self.match_many([query_embeddings])[0]
+
+    def match_many(self, queries: list[np.ndarray]) -> list[Match]:
+        """Several queries ((J_q, d) each) with one faiss search over all their rows; same answers as ``match``."""
+        arrays = [self._checked(query) for query in queries]
+        if not arrays:
+            return []
+        if self.database.ntotal == 0:
+            return [self._no_candidate() for _ in arrays]
+        rows = np.concatenate(arrays) if len(arrays) > 1 else arrays[0]
+        ids = np.zeros((0, 1), dtype=np.int64)
+        if len(rows):
+            _, ids = self.database.index.search(rows, min(self.neighbors, self.database.ntotal))
+        ends = np.cumsum([len(query) for query in arrays])
+        return [self._match_hits(query, ids[end - len(query) : end]) for query, end in zip(arrays, ends, strict=True)]
+
+    def _checked(self, query_embeddings: np.ndarray) -> np.ndarray:
         query = np.ascontiguousarray(query_embeddings, dtype=np.float32)
         if query.ndim != 2 or query.shape[1] != self.database.d:
             raise ValueError(f"query embeddings must be (J, {self.database.d}), got shape {query.shape}")
-        if len(query) == 0 or self.database.ntotal == 0:
+        return query
+
+    def _match_hits(self, query: np.ndarray, ids: np.ndarray) -> Match:
+        """Decide one query from its faiss hits ``ids`` ((J, k), -1 = no hit)."""
+        if len(query) == 0:
             return self._no_candidate()
-        _, ids = self.database.index.search(query, min(self.neighbors, self.database.ntotal))
         query_rows = np.broadcast_to(np.arange(len(query))[:, None], ids.shape)
         valid = ids >= 0
         hit_ids, hit_query_rows = ids[valid].astype(np.int64), query_rows[valid]

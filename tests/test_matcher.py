@@ -120,3 +120,10 @@ def test_choose_threshold_keeps_the_false_match_rate():
     assert choose_threshold([0.3, 0.3, 0.3], 0.0) > 0.3
     with pytest.raises(ValueError):
         choose_threshold([], 0.01)
+
+
+def test_matching_many_queries_at_once_gives_the_same_answers(collection):
+    matcher = Matcher(Database.build(collection), neighbors=4, threshold=0.5)
+    queries = [noisy(collection[n][1][s : s + 9], 0.2, seed=n) for n, s in ((0, 3), (1, 40), (2, 0))]
+    queries += [unit_rows(5, 77), np.zeros((0, 32), np.float32), collection[3][1]]
+    assert matcher.match_many(queries) == [matcher.match(query) for query in queries]
