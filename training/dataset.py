@@ -1,0 +1,98 @@
+"""Contrastive pairs (SPEC 4.1-4.2): a clean anchor window and its augmented, time-jittered positive."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from augmentation import AugmentationChain, TimeShift
+from training.cache import AudioCache
+
+
+def item_generator(seed: int, epoch: int, index: int) -> np.random.Generator:
+    """The random stream of one item in one epoch.
+
+    Seeding per (seed, epoch, item) rather than per worker: no two workers or epochs share a
+    stream (the reference copied one generator into every worker), and the draws do not depend
+    on ``num_workers``, on how items are dealt to workers, or on the process count under DDP,
+    so a run is reproducible from ``seed`` alone and a resumed run replays the same epochs.
+    """
+    return np.random.default_rng([seed, epoch, index])
+
+
+class PairDataset(Dataset):
+    """Item i of an epoch = song i: (anchor, positive), each (window_samples,) float32 at the cache rate.
+
+    One random valid 1 s window per song per epoch (``set_epoch`` selects the epoch); the anchor
+    is that clean window, the positive the same window shifted by ``time_shift`` and passed
+    through ``augment``.
+    """
+
+    def __init__(
+        self,
+        cache: AudioCache,
+        augment: AugmentationChain,
+        time_shift: TimeShift,
+        seed: int = 0,
+        window_samples: int = 8000,
+    ):
+        self.cache = cache
+        self.augment = augment
+        self.time_shift = time_shift
+        self.seed = seed
+        self.window_samples = window_samples
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.cache)
+
+    def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """``key`` is a song index, or (epoch, index) from ``EpochSampler`` (persistent workers
+        hold their own copy of the dataset, so the epoch travels with the index)."""
+        epoch, index = key if isinstance(key, tuple) else (self.epoch, key)
+        rng = item_generator(self.seed, epoch, index)
+        sr = self.cache.sr
+        start = int(rng.choice(self.cache.valid_starts[index])) * sr
+        anchor = self.cache.window(index, start, self.window_samples)
+        shift = self.time_shift.randomize(rng, start, self.window_samples, self.cache.song_samples(index))
+        positive = self.cache.window(index, start + shift, self.window_samples) if shift else anchor
+        positive = self.augment(positive, rng)
+        return torch.from_numpy(anchor), torch.from_numpy(np.ascontiguousarray(positive, dtype=np.float32))
+
+
+# An epoch number no training run reaches: the validation pairs' own random streams.
+VALIDATION_EPOCH = 2**32 - 1
+
+
+def fixed_pairs(dataset: PairDataset, limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Draw items 0..limit-1 once with a reserved epoch number: validation pairs that never change.
+
+    Returns (anchors, positives), each (n, window_samples) float32, n = min(len(dataset), limit).
+    """
+    dataset.set_epoch(VALIDATION_EPOCH)
+    count = len(dataset) if limit is None else min(limit, len(dataset))
+    pairs = [dataset[index] for index in range(count)]
+    return torch.stack([a for a, _ in pairs]), torch.stack([p for _, p in pairs])
+
+
+class EpochSampler(Sampler):
+    """Wraps a sampler of indices (e.g. DistributedSampler) to yield (epoch, index) keys."""
+
+    def __init__(self, sampler: Sampler):
+        self.sampler = sampler
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        if hasattr(self.sampler, "set_epoch"):
+            self.sampler.set_epoch(epoch)
+
+    def __iter__(self):
+        return ((self.epoch, index) for index in self.sampler)
+
+    def __len__(self) -> int:
+        return len(self.sampler)

@@ -1,0 +1,27 @@
+"""NT-Xent (SimCLR) contrastive loss and the retrieval figure used for validation."""
+
+from __future__ import annotations
+
+import torch
+from torch.nn import functional
+
+
+def nt_xent(anchors: torch.Tensor, positives: torch.Tensor, temperature: float = 0.05) -> torch.Tensor:
+    """Symmetric NT-Xent over the 2N views of N pairs; returns the mean loss (scalar).
+
+    anchors, positives: (N, d) embeddings (normalised here, so cosine similarity). View k's
+    positive is its partner; its negatives are the other 2N - 2 views; both directions count.
+    """
+    views = functional.normalize(torch.cat([anchors, positives]), dim=1)  # (2N, d)
+    count = anchors.shape[0]
+    logits = views @ views.T / temperature  # (2N, 2N)
+    logits = logits.masked_fill(torch.eye(2 * count, dtype=torch.bool, device=logits.device), float("-inf"))
+    partner = torch.cat([torch.arange(count, 2 * count), torch.arange(count)]).to(logits.device)
+    return functional.cross_entropy(logits.float(), partner)
+
+
+@torch.no_grad()
+def top1_retrieval(anchors: torch.Tensor, positives: torch.Tensor) -> float:
+    """Fraction of positives whose nearest anchor (inner product) is their own; chance is 1 / N."""
+    nearest = (positives @ anchors.T).argmax(dim=1)
+    return (nearest == torch.arange(len(anchors), device=anchors.device)).float().mean().item()
