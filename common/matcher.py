@@ -56,6 +56,7 @@ class Matcher:
     match (None accepts any candidate). ``method``: "sequence" or "vote". ``nprobe``: inverted
     lists searched (IVF indexes; sets it on the database's index). ``min_overlap``: fraction of
     query rows a sequence candidate must have inside its song. ``top``: songs in ``Match.ranked``.
+    ``identity``: ``model_identity`` of the query model; refused (DatabaseError) unless it made the index.
     """
 
     def __init__(
@@ -67,6 +68,7 @@ class Matcher:
         nprobe: int | None = None,
         min_overlap: float = 0.5,
         top: int = 5,
+        identity: dict | None = None,
     ):
         if method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -80,6 +82,8 @@ class Matcher:
         self.method = method
         self.min_overlap = float(min_overlap)
         self.top = int(top)
+        if identity is not None:
+            database.check_compatible(identity)  # DatabaseError naming both models when they differ
         if nprobe is not None:
             database.set_nprobe(nprobe)
 

@@ -127,3 +127,13 @@ def test_matching_many_queries_at_once_gives_the_same_answers(collection):
     queries = [noisy(collection[n][1][s : s + 9], 0.2, seed=n) for n, s in ((0, 3), (1, 40), (2, 0))]
     queries += [unit_rows(5, 77), np.zeros((0, 32), np.float32), collection[3][1]]
     assert matcher.match_many(queries) == [matcher.match(query) for query in queries]
+
+
+def test_a_matcher_for_another_model_is_refused(collection):
+    from common.database import DatabaseError
+
+    identity = {"model_str": "fingerprinter", "width": 1.0, "embedding_dim": 32, "model_id": "a", "frontend": {}}
+    database = Database.build(collection, identity=identity)
+    Matcher(database, identity=dict(identity))
+    with pytest.raises(DatabaseError, match="weights a.*weights b"):
+        Matcher(database, identity=dict(identity, model_id="b"))
