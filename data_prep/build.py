@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from common.atomic import atomic_write_bytes, atomic_write_text
 from common.audio import write_wav
-from common.config import ConfigError, Key, Schema
+from common.config import Config, ConfigError, Key, Schema, validate
 from data_prep import debian
 from data_prep.babble import mix_babble
 from data_prep.decode import DecodedAudio, DecodeJob, cache_target, decode_many, link_or_copy
@@ -137,6 +137,13 @@ def _check_config(config: dict) -> None:
     for spec in config["impulse_test_files"]:
         if not isinstance(spec, str) or ":" not in spec:
             raise ConfigError(f"impulse_test_files: expected 'package:glob', got {spec!r}")
+
+
+def validate_config(data: dict, where: str = "config") -> Config:
+    """Check a plain dict against SCHEMA and the split rules; returns the config with defaults filled in."""
+    config = validate(data, SCHEMA, where=where)
+    _check_config(config)
+    return config
 
 
 def _packages(config: dict) -> list[str]:
