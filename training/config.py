@@ -45,7 +45,9 @@ SCHEMA = Schema(
         Key("resume", "bool", False, help="continue from the last checkpoint in output_path if there is one"),
         Key("cache_dir", "path", None, help="decoded-audio cache folder; null: output_path/cache"),
         Key("val_fraction", "float", 0.1, help="share of songs held out for validation when val_pickle is null"),
-        Key("max_val_pairs", "int", None, help="use at most this many validation songs (null: all)"),
+        Key("max_val_songs", "int", None, help="use at most this many validation songs (null: all)"),
+        Key("val_windows_per_song", "int", 1, help="fixed validation pairs per validation song (distinct windows)"),
+        Key("max_minutes", "float", None, help="end the run cleanly after the epoch that passes this wall time"),
         Key("progress", "bool", True, help="progress bars"),
     ],
 )

@@ -55,8 +55,11 @@ class PairDataset(Dataset):
         hold their own copy of the dataset, so the epoch travels with the index)."""
         epoch, index = key if isinstance(key, tuple) else (self.epoch, key)
         rng = item_generator(self.seed, epoch, index)
-        sr = self.cache.sr
-        start = int(rng.choice(self.cache.valid_starts[index])) * sr
+        start_second = int(rng.choice(self.cache.valid_starts[index]))
+        return self.pair(index, start_second * self.cache.sr, rng)
+
+    def pair(self, index: int, start: int, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """(anchor, positive) for the window of song ``index`` starting at sample ``start``."""
         anchor = self.cache.window(index, start, self.window_samples)
         shift = self.time_shift.randomize(rng, start, self.window_samples, self.cache.song_samples(index))
         positive = self.cache.window(index, start + shift, self.window_samples) if shift else anchor
@@ -68,14 +71,23 @@ class PairDataset(Dataset):
 VALIDATION_EPOCH = 2**32 - 1
 
 
-def fixed_pairs(dataset: PairDataset, limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Draw items 0..limit-1 once with a reserved epoch number: validation pairs that never change.
+def fixed_pairs(
+    dataset: PairDataset, max_songs: int | None = None, windows_per_song: int = 1
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Validation pairs drawn once from a reserved random stream, so they never change.
 
-    Returns (anchors, positives), each (n, window_samples) float32, n = min(len(dataset), limit).
+    Song i (of the first ``max_songs``) gives up to ``windows_per_song`` pairs at distinct valid
+    1 s windows; several windows of one song make retrieval harder than songs alone (neighbouring
+    seconds of the same song are the hard negatives of fingerprinting).
+    Returns (anchors, positives), each (n, window_samples) float32.
     """
-    dataset.set_epoch(VALIDATION_EPOCH)
-    count = len(dataset) if limit is None else min(limit, len(dataset))
-    pairs = [dataset[index] for index in range(count)]
+    count = len(dataset) if max_songs is None else min(max_songs, len(dataset))
+    pairs = []
+    for index in range(count):
+        rng = item_generator(dataset.seed, VALIDATION_EPOCH, index)
+        valid = dataset.cache.valid_starts[index]
+        seconds = rng.choice(valid, size=min(windows_per_song, len(valid)), replace=False)
+        pairs.extend(dataset.pair(index, int(second) * dataset.cache.sr, rng) for second in np.sort(seconds))
     return torch.stack([a for a, _ in pairs]), torch.stack([p for _, p in pairs])
 
 

@@ -144,8 +144,6 @@ def _train(config: dict, context: distributed.Distributed, stop_after_epochs: in
         )
         for reason in cache.skipped[:20]:
             log.line(f"  skipped {reason}")
-    if len(caches["val"]) < 2:
-        raise ConfigError("the validation set needs at least 2 usable songs")
     chains = {}
     for split in ("train", "val"):
         chains[split], skipped = AugmentationChain.from_folders(
@@ -158,8 +156,12 @@ def _train(config: dict, context: distributed.Distributed, stop_after_epochs: in
     time_shift = TimeShift(SAMPLE_RATE)
     train_set = PairDataset(caches["train"], chains["train"], time_shift, seed=config["seed"])
     val_pairs = fixed_pairs(
-        PairDataset(caches["val"], chains["val"], time_shift, seed=config["seed"]), config["max_val_pairs"]
+        PairDataset(caches["val"], chains["val"], time_shift, seed=config["seed"]),
+        config["max_val_songs"],
+        config["val_windows_per_song"],
     )
+    if len(val_pairs[0]) < 2:
+        raise ConfigError("validation needs at least 2 pairs: add validation songs or raise val_windows_per_song")
     chance = 1.0 / len(val_pairs[0])
     local_batch = config["batch_size"] // context.world_size
     sampler = EpochSampler(
@@ -172,7 +174,7 @@ def _train(config: dict, context: distributed.Distributed, stop_after_epochs: in
         num_workers=config["num_workers"],
         persistent_workers=config["num_workers"] > 0,
         pin_memory=device.type == "cuda",
-        drop_last=len(sampler) >= local_batch,
+        drop_last=False,
     )
 
     # ---- model, front end, optimiser, schedule
@@ -213,6 +215,7 @@ def _train(config: dict, context: distributed.Distributed, stop_after_epochs: in
 
     # ---- the loop
     epochs_this_call = 0
+    run_started = time.perf_counter()
     for epoch in range(start_epoch, config["epochs"]):
         if stopping.should_stop:
             break
@@ -280,6 +283,10 @@ def _train(config: dict, context: distributed.Distributed, stop_after_epochs: in
             )
         if stop_after_epochs is not None and epochs_this_call >= stop_after_epochs:
             return history
+        minutes = (time.perf_counter() - run_started) / 60
+        if config["max_minutes"] is not None and minutes >= config["max_minutes"]:
+            log.line(f"time budget: {minutes:.1f} min >= max_minutes {config['max_minutes']:g}, stopping here")
+            break
     if context.is_main and history:
         plot_curves(files.curves, history, f"{config['model_str']} width {config['width']} ({files.stem})")
         log.line(
