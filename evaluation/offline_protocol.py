@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from augmentation import CutOffFilter
 from common.audio import AudioError, find_audio_files, load_audio, load_song
 from common.config import ConfigError, Key, Schema
 from evaluation.metrics import (
@@ -33,7 +34,7 @@ from evaluation.metrics import (
     summarize_trials,
 )
 from evaluation.models_under_test import MODEL_KEYS, load_models, parse_model_specs, resolve_device
-from evaluation.queries import CutoffFilters, QueryDegrader, aligned_starts, is_silent, random_starts
+from evaluation.queries import QueryDegrader, aligned_starts, is_silent, random_starts
 from evaluation.report import close_log, open_log, plot_accuracy, report_markdown, write_report
 
 SCHEMA = Schema(
@@ -153,7 +154,7 @@ def _run(config, lengths, snrs, specs, output_dir, logger) -> list[dict]:
     else:
         if config["impulse_responses"]:
             impulses = [clip for _, clip in _load_folder([config["impulse_responses"]], sr, None, logger, load_audio)]
-        cutoff = CutoffFilters(sr) if config["cutoff_filters"] else None
+        cutoff = CutOffFilter(sr, p=1.0) if config["cutoff_filters"] else None
     degrade = QueryDegrader(noise, impulses, cutoff)
     logger.info(
         f"{len(songs)} test songs, {len(unknown)} unknown songs, {len(noise)} noise clips, "

@@ -5,17 +5,17 @@ Positions: ``random_starts`` draws starts uniformly over every sample of the son
 reproduces the reference: every non-overlapping L-second segment from 0, i.e. starts on the
 grid, which flatters a model because its query windows coincide with database windows.
 
-Degradation order, physical rather than the training chain's: the song through the room (test
-IR), background noise added at the microphone at the target SNR relative to the (reverberant)
-query's power, then the phone-like cut-off filters. SNR = 10 log10(P_query / P_noise) over the
-query's samples.
+Degradation order, physical rather than the training chain's (noise, then IR): the song through
+the room (test IR), background noise added at the microphone at the target SNR relative to the
+(reverberant) query, then the phone-like cut-off filters. SNR = 20 log10(RMS_query / RMS_noise)
+over the query's samples. The transforms are the training's own (``augmentation``).
 """
 
 from __future__ import annotations
 
 import numpy as np
-import scipy.signal
 
+from augmentation import BackgroundNoise, CutOffFilter, ImpulseResponse
 from common.audio import SILENCE_ENERGY, WINDOW_SAMPLES, frame_windows
 
 
@@ -37,89 +37,38 @@ def is_silent(query: np.ndarray, window_samples: int = WINDOW_SAMPLES) -> bool:
     return not bool((np.square(windows, dtype=np.float64).sum(axis=1) > SILENCE_ENERGY).any())
 
 
-def add_noise_at_snr(signal: np.ndarray, noise_clip: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.ndarray:
-    """(n,) signal + a random stretch of ``noise_clip`` (tiled if shorter) scaled to ``snr_db``: (n,) float32."""
-    n = len(signal)
-    if len(noise_clip) < n:
-        noise_clip = np.tile(noise_clip, n // len(noise_clip) + 1)
-    start = int(rng.integers(0, len(noise_clip) - n + 1))
-    noise = noise_clip[start : start + n].astype(np.float64)
-    signal_power = float(np.mean(np.square(signal, dtype=np.float64)))
-    noise_power = float(np.mean(np.square(noise)))
-    if noise_power <= 0.0 or signal_power <= 0.0:
-        return signal.astype(np.float32)
-    noise *= np.sqrt(signal_power / (noise_power * 10.0 ** (snr_db / 10.0)))
-    return (signal + noise).astype(np.float32)
-
-
-def apply_impulse(signal: np.ndarray, impulse: np.ndarray) -> np.ndarray:
-    """Convolve (n,) with a room IR (FFT), cut to n samples, keep the input's RMS: (n,) float32."""
-    out = scipy.signal.fftconvolve(signal.astype(np.float64), impulse.astype(np.float64))[: len(signal)]
-    out_rms = np.sqrt(np.mean(np.square(out)))
-    in_rms = np.sqrt(np.mean(np.square(signal, dtype=np.float64)))
-    return (out * (in_rms / out_rms) if out_rms > 0 else out).astype(np.float32)
-
-
-def _mel(hz: float) -> float:
-    return 2595.0 * np.log10(1.0 + hz / 700.0)
-
-
-def _hz(mel: float) -> float:
-    return 700.0 * (10.0 ** (mel / 2595.0) - 1.0)
-
-
-class CutoffFilters:
-    """SPEC 4.2 step 3 at test time: a low-pass (2000-3000 Hz) then a high-pass (500-1000 Hz).
-
-    Cutoffs uniform on the mel scale, causal Butterworth filters of order 2-6 (12-36 dB/octave),
-    drawn per query from the generator passed to ``__call__``.
-    """
-
-    def __init__(
-        self,
-        sr: int,
-        lowpass_hz: tuple[float, float] = (2000.0, 3000.0),
-        highpass_hz: tuple[float, float] = (500.0, 1000.0),
-        orders: tuple[int, ...] = (2, 3, 4, 5, 6),
-    ):
-        self.sr, self.lowpass_hz, self.highpass_hz, self.orders = sr, lowpass_hz, highpass_hz, orders
-
-    def draw(self, rng: np.random.Generator) -> tuple[float, int, float, int]:
-        """(low-pass cutoff Hz, its order, high-pass cutoff Hz, its order)."""
-        low = _hz(rng.uniform(_mel(self.lowpass_hz[0]), _mel(self.lowpass_hz[1])))
-        high = _hz(rng.uniform(_mel(self.highpass_hz[0]), _mel(self.highpass_hz[1])))
-        return low, int(rng.choice(self.orders)), high, int(rng.choice(self.orders))
-
-    def apply(self, signal: np.ndarray, low: float, low_order: int, high: float, high_order: int) -> np.ndarray:
-        out = scipy.signal.sosfilt(scipy.signal.butter(low_order, low, "lowpass", fs=self.sr, output="sos"), signal)
-        out = scipy.signal.sosfilt(scipy.signal.butter(high_order, high, "highpass", fs=self.sr, output="sos"), out)
-        return out.astype(np.float32)
-
-    def __call__(self, signal: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        return self.apply(signal, *self.draw(rng))
-
-
 class QueryDegrader:
     """Room IR (optional) -> background noise at an SNR -> cut-off filters (optional), per query.
 
-    ``noise_clips`` and ``impulses``: lists of (n,) float32 at the query sample rate, decoded once.
+    The transforms are the training's (``augmentation``), applied with probability 1 and, for the
+    noise, a fixed SNR: ``BackgroundNoise`` (random clip and start, SNR relative to the query's
+    RMS after the room), ``ImpulseResponse`` (random IR, FFT convolution, peak normalised),
+    ``CutOffFilter`` (low-pass 2-3 kHz then high-pass 0.5-1 kHz, mel-uniform cut-offs, 12-36
+    dB/octave). ``noise_clips`` and ``impulses``: lists of (n,) float32 at the query sample rate.
     """
 
-    def __init__(self, noise_clips: list[np.ndarray], impulses: list[np.ndarray] | None, cutoff: CutoffFilters | None):
+    def __init__(self, noise_clips: list[np.ndarray], impulses: list[np.ndarray] | None, cutoff: CutOffFilter | None):
         usable = [clip for clip in noise_clips if len(clip) and np.any(clip)]
         if not usable:
             raise ValueError("no non-silent background noise clip to degrade queries with")
         self.noise_clips = usable
-        self.impulses = impulses or []
+        self.room = ImpulseResponse(impulses, p=1.0) if impulses else None
         self.cutoff = cutoff
+        self._noise_at: dict[float, BackgroundNoise] = {}
+
+    def noise_at(self, snr_db: float) -> BackgroundNoise:
+        """The noise transform for one SNR (a single bucket [snr, snr] drawn with probability 1)."""
+        if snr_db not in self._noise_at:
+            self._noise_at[snr_db] = BackgroundNoise(self.noise_clips, p=1.0, snr_buckets=((1.0, (snr_db, snr_db)),))
+        return self._noise_at[snr_db]
 
     def __call__(self, query: np.ndarray, snr_db: float | None, rng: np.random.Generator) -> np.ndarray:
         """(n,) float32 clean query -> (n,) float32 degraded query. ``snr_db`` None adds no noise."""
         out = query
-        if self.impulses:
-            out = apply_impulse(out, self.impulses[int(rng.integers(len(self.impulses)))])
+        if self.room is not None:
+            out = self.room(out, rng)
         if snr_db is not None:
-            out = add_noise_at_snr(out, self.noise_clips[int(rng.integers(len(self.noise_clips)))], snr_db, rng)
+            out = self.noise_at(snr_db)(out, rng)
         if self.cutoff is not None:
             out = self.cutoff(out, rng)
         return out

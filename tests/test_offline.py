@@ -10,6 +10,7 @@ from common.database import Database
 from evaluation import offline
 from evaluation.models_under_test import parse_model_specs
 from evaluation.offline_protocol import SCHEMA, run_offline
+from evaluation.queries import QueryDegrader
 from models import get_model
 from models.checkpoint import load_encoder, model_identity, save_checkpoint
 from models.inference import embed_samples
@@ -119,3 +120,21 @@ def test_the_script_reports_a_bad_model_entry_in_one_line(setup, tmp_path, capsy
     assert "models[1]: unknown key 'nprobes' (did you mean 'nprobe'?)" in capsys.readouterr().err
     with pytest.raises(ConfigError, match="missing required key 'index'"):
         parse_model_specs([{"weights": str(setup / "tiny.pt")}], "cfg")
+
+
+@pytest.mark.parametrize("with_room", [False, True])
+def test_a_degraded_query_carries_noise_at_the_target_snr(with_room):
+    rng = np.random.default_rng(4)
+    noise = [rng.standard_normal(SR).astype(np.float32), 0.01 * rng.standard_normal(3 * SR).astype(np.float32)]
+    rooms = [np.exp(-np.arange(800) / 100.0).astype(np.float32) * rng.standard_normal(800).astype(np.float32)]
+    degrade = QueryDegrader(noise, rooms if with_room else None, None)
+    query = synth_song(2.0, 9)
+    for snr in (0.0, 7.5):
+        noisy = degrade(query, snr, np.random.default_rng(11))
+        clean = degrade(query, None, np.random.default_rng(11))  # the same room draw, no noise
+        added = noisy - clean
+        measured = 20 * np.log10(
+            np.sqrt(np.mean(clean.astype(np.float64) ** 2) / np.mean(added.astype(np.float64) ** 2))
+        )
+        assert measured == pytest.approx(snr, abs=0.05)
+        assert np.any(clean != query) == with_room
