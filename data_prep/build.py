@@ -25,7 +25,7 @@ import pyroomacoustics
 import soundfile as sf
 from tqdm import tqdm
 
-from common.atomic import atomic_write_bytes, atomic_write_text
+from common.atomic import atomic_path, atomic_write_bytes, atomic_write_text
 from common.audio import write_wav
 from common.config import Config, ConfigError, Key, Schema, validate
 from data_prep import debian
@@ -554,6 +554,7 @@ class Build:
                 "too_short": stats.too_short,
                 "duplicates": stats.duplicates,
                 "unreadable": stats.unreadable,
+                "unreadable_examples": stats.reasons[:3],
             }
         return {
             "format": FORMAT_VERSION,
@@ -591,6 +592,29 @@ def summary_table(summary: dict) -> str:
     return "\n".join(lines)
 
 
+def plot_summary(summary: dict, path: Path) -> None:
+    """Bar chart of hours per set (PNG, written atomically), beside the summary table."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(summary["sets"])
+    hours = [summary["sets"][name]["hours"] for name in names]
+    files = [summary["sets"][name]["files"] for name in names]
+    figure, axis = plt.subplots(figsize=(7, 0.4 * len(names) + 1.2))
+    bars = axis.barh(names[::-1], hours[::-1], color="tab:blue")
+    for bar, count in zip(bars, files[::-1]):
+        axis.text(bar.get_width(), bar.get_y() + bar.get_height() / 2, f" {count} files", va="center", fontsize=8)
+    axis.set_xlabel("hours of audio")
+    axis.set_title(f"Data sets in {Path(summary['output_dir']).name} ({summary['sample_rate']} Hz)")
+    axis.set_xlim(0, max(hours + [0.01]) * 1.3)
+    figure.tight_layout()
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, dpi=100)
+    plt.close(figure)
+
+
 def build_dataset(config: dict) -> dict:
     """Build every set described by ``config`` (see SCHEMA) and return the summary (also in summary.json)."""
     started = time.time()
@@ -607,9 +631,13 @@ def build_dataset(config: dict) -> dict:
     summary = build.summary(time.time() - started)
     table = summary_table(summary)
     atomic_write_text(build.output / "summary.md", table + "\n")
+    plot_summary(summary, build.output / "summary.png")
     atomic_write_text(summary_path, json.dumps(summary, indent=2) + "\n")
     print()
     print(table)
+    for name, values in summary["sets"].items():
+        for reason in values["unreadable_examples"]:
+            print(f"  {name}: skipped {reason}")
     print(
         f"\nbuilt in {summary['build_seconds']} s into {summary['output_dir']} "
         f"(reused stages: {', '.join(build.reused) or 'none'})"

@@ -8,6 +8,7 @@ import pickle
 import shutil
 import subprocess
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -186,6 +187,7 @@ def test_written_audio_is_8khz_mono_16bit_and_the_manifest_describes_it(tmp_path
     two = next(r for r in rows if r.source_path.endswith("two.ogg"))
     assert two.seconds == pytest.approx(6.0, abs=0.01)  # resampled from 16 kHz, duration kept
     assert set(json.loads((out / "summary.json").read_text())["sets"]) == set(build_module.MANIFESTS)
+    assert (out / "summary.png").stat().st_size > 0 and (out / "summary.md").exists()
 
 
 def test_manifest_round_trips_and_rejects_other_csv_files(tmp_path):
@@ -365,3 +367,26 @@ def test_extraction_keeps_audio_and_licences_and_opens_pk3_and_gz(tmp_path):
     assert debian.package_version(extracted) == "2.0-1"
     assert not list((tmp_path / "extracted").glob(".fake-audio.*"))  # no temporary folder left
     assert debian.find_deb("fake-audio", tmp_path) == deb
+
+
+def test_printed_training_config_is_accepted_by_the_trainer_and_its_lists_resolve(tmp_path, tiny_cache):
+    from common.config import validate
+    from training.config import SCHEMA as TRAINING_SCHEMA
+    from training.songs import read_song_list
+
+    build_dataset(tiny_config(tmp_path, tiny_cache))
+    out = tmp_path / "out"
+    config = validate(json.loads((out / "training_config.json").read_text()), TRAINING_SCHEMA)
+    train = read_song_list(config["train_pickle"], config["data_path"])
+    val = read_song_list(config["val_pickle"], config["data_path"])
+    expected = {str(out.resolve() / r.file) for r in manifest_rows(out, "music_train")}
+    assert set(train) == expected and len(val) == 1
+    assert all(Path(path).exists() for path in train + val)
+
+
+def test_without_apt_lists_a_non_root_user_is_told_the_exact_command(tmp_path, monkeypatch):
+    monkeypatch.setattr(debian.os, "geteuid", lambda: 1000)
+    assert not debian.apt_lists_present(tmp_path)
+    assert debian.ensure_apt_lists(tmp_path) == "apt's package lists are empty; run once as root: sudo apt-get update"
+    (tmp_path / "deb.debian.org_debian_dists_bookworm_main_binary-amd64_Packages.lz4").write_bytes(b"")
+    assert debian.ensure_apt_lists(tmp_path) is None
