@@ -12,12 +12,14 @@ def nt_xent(anchors: torch.Tensor, positives: torch.Tensor, temperature: float =
     anchors, positives: (N, d) embeddings (normalised here, so cosine similarity). View k's
     positive is its partner; its negatives are the other 2N - 2 views; both directions count.
     """
-    views = functional.normalize(torch.cat([anchors, positives]), dim=1)  # (2N, d)
+    # Half-precision embeddings (mixed precision) are promoted: exp(1 / 0.05) needs float32 at least.
+    views = torch.cat([anchors, positives]).to(torch.promote_types(anchors.dtype, torch.float32))
+    views = functional.normalize(views, dim=1)  # (2N, d)
     count = anchors.shape[0]
     logits = views @ views.T / temperature  # (2N, 2N)
     logits = logits.masked_fill(torch.eye(2 * count, dtype=torch.bool, device=logits.device), float("-inf"))
     partner = torch.cat([torch.arange(count, 2 * count), torch.arange(count)]).to(logits.device)
-    return functional.cross_entropy(logits.float(), partner)
+    return functional.cross_entropy(logits, partner)
 
 
 @torch.no_grad()
