@@ -164,3 +164,24 @@ def test_the_trainer_reports_a_bad_batch_size_in_one_line(tiny_run, capsys):
     status = run_script(SCHEMA, "trainer", trainer_main, ["--config", str(path), "--set", "batch_size=1"])
     assert status == 2
     assert capsys.readouterr().err.startswith("error: key 'batch_size' (1) must be a multiple")
+
+
+def test_a_width_the_model_cannot_take_is_a_config_error(tiny_run, capsys):
+    path, _ = tiny_run
+    status = run_script(SCHEMA, "trainer", trainer_main, ["--config", str(path), "--set", "width=0.0625"])
+    assert status == 2 and "key 'width' 0.0625 does not fit fingerprinter" in capsys.readouterr().err
+
+
+def test_the_published_recipe_configs_use_the_seed_readme_keys():
+    readme_keys = {
+        "epochs", "patience", "batch_size", "model_name", "optimizer", "output_path", "data_path", "lr",
+        "background_noise_train", "background_noise_val", "impulse_responses_train", "impulse_responses_val",
+        "train_pickle", "val_pickle", "model_str", "freq_cut_bool",
+    }  # fmt: skip
+    root = Path(__file__).resolve().parent.parent / "configs"
+    for model_str in ("fingerprinter", "audsearch"):
+        config = json.loads((root / f"train_{model_str}.json").read_text())
+        assert set(config) == readme_keys and config["model_str"] == model_str
+        assert (config["batch_size"], config["optimizer"], config["lr"]) == (256, "Lamb", 1e-3)
+        assert (config["epochs"], config["patience"], config["freq_cut_bool"]) == (120, 30, True)
+    assert set(json.loads((root / "train_demo.json").read_text())) <= set(SCHEMA.names())

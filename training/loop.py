@@ -66,6 +66,11 @@ def check_config(config: dict, world_size: int) -> None:
         raise ConfigError(f"key 'patience' must be at least 1, got {config['patience']}")
     if config["lr"] <= 0 or config["temperature"] <= 0 or config["width"] <= 0:
         raise ConfigError("keys 'lr', 'temperature' and 'width' must be positive")
+    try:
+        with torch.device("meta"):  # shapes only: no memory, no time
+            get_model(config["model_str"], config["width"])
+    except ValueError as error:
+        raise ConfigError(f"key 'width' {config['width']} does not fit {config['model_str']}: {error}") from None
     if config["batch_size"] % world_size or config["batch_size"] // world_size < 2:
         raise ConfigError(
             f"key 'batch_size' ({config['batch_size']}) must be a multiple of the {world_size} processes "
