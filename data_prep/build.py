@@ -179,7 +179,7 @@ class Build:
     def fetch_packages(self) -> None:
         packages = _packages(self.config)
         needed = [p for p in packages if not (self.cache / "extracted" / p / debian.COMPLETE_MARKER).exists()]
-        if needed and all(debian.find_deb(p, self.cache / "debs") is None for p in needed):
+        if any(debian.find_deb(p, self.cache / "debs") is None for p in needed):
             problem = debian.ensure_apt_lists()
             if problem:
                 print(f"warning: {problem}")

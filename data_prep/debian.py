@@ -163,6 +163,9 @@ def extract_package(deb: Path, extracted_root: Path, package: str) -> Path:
                     shutil.copyfileobj(source, sink)
                 path.unlink()
         (work / COMPLETE_MARKER).write_text(deb.name + "\n", encoding="utf-8")
+        if (target / COMPLETE_MARKER).exists():  # a concurrent build (another config) finished first
+            shutil.rmtree(work)
+            return target
         if target.exists():  # an incomplete earlier attempt
             shutil.rmtree(target)
         os.replace(work, target)
