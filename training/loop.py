@@ -199,6 +199,11 @@ def _train(config: dict, context: distributed.Distributed, stop_after_epochs: in
         if payload is None:
             log.line(f"resume: no {files.last.name} yet, starting from scratch")
         else:
+            if (payload["model_str"], payload["width"]) != (config["model_str"], config["width"]):
+                raise ConfigError(
+                    f"{files.last}: holds {payload['model_str']} width {payload['width']}, but the config asks for "
+                    f"{config['model_str']} width {config['width']}; use another output_path or resume: false"
+                )
             model.load_state_dict(payload["model_state"])
             optimizer.load_state_dict(payload["optimizer_state"])
             scheduler.load_state_dict(payload["scheduler_state"])
