@@ -34,11 +34,13 @@ from data_prep.decode import DecodedAudio, DecodeJob, cache_target, decode_many,
 from data_prep.impulses import RoomRanges, clean_ir, draw_room, simulate_rir
 from data_prep.manifest import ManifestRow, copyright_file, licence_for, read_manifest, write_manifest
 from data_prep.splits import (
+    SILENCE_DB,
     SelectionStats,
     SourceFile,
     check_disjoint,
     check_files_disjoint,
     list_candidates,
+    loudest_window_db,
     output_name,
     shuffled,
     split_validation,
@@ -47,7 +49,7 @@ from data_prep.splits import (
 
 FORMAT_VERSION = 1
 # Bumped when a stage's code changes what it writes, so a rerun rebuilds that stage only.
-STAGE_VERSIONS = {"music": 1, "noise": 1, "impulse": 2}
+STAGE_VERSIONS = {"music": 2, "noise": 2, "impulse": 2}
 NOISE_SPLITS = ("train", "val", "test")
 NOISE_SOURCE_KEYS = {"package", "include", "exclude", "min_seconds", "max_files", "speech", "noise"}
 # Every set and its manifest, relative to the output folder (music_val's files live in music/train).
@@ -414,7 +416,11 @@ class Build:
         clips, licences = [], []
         for name, files in pools:
             results = self.decoder(f"speech {split} {name}")(files)
-            decoded = [sf.read(r.path, dtype="float32")[0] for r in results if not isinstance(r, str)]
+            decoded = [
+                sf.read(r.path, dtype="float32")[0]
+                for r in results
+                if not isinstance(r, str) and loudest_window_db(Path(r.path), r.sample_rate) >= SILENCE_DB
+            ]
             clips.append([clip for clip in decoded if len(clip)])
             licences.append(self.licence(files[0].package, files[0].relative))
         rows = []
@@ -553,6 +559,7 @@ class Build:
                 "hours": round(sum(r.seconds for r in rows) / 3600, 4),
                 "too_short": stats.too_short,
                 "duplicates": stats.duplicates,
+                "silent": stats.silent,
                 "unreadable": stats.unreadable,
                 "unreadable_examples": stats.reasons[:3],
             }
@@ -583,11 +590,11 @@ def _simulate_one(arguments) -> tuple[str, str]:
 
 def summary_table(summary: dict) -> str:
     """Markdown table: set, files, hours, and what was dropped."""
-    lines = ["| set | files | hours | too short | duplicates | unreadable |", "|---|---|---|---|---|---|"]
+    lines = ["| set | files | hours | too short | duplicates | silent | unreadable |", "|---|---|---|---|---|---|---|"]
     for name, values in summary["sets"].items():
         lines.append(
             f"| {name} | {values['files']} | {values['hours']:.2f} | {values['too_short']} | "
-            f"{values['duplicates']} | {values['unreadable']} |"
+            f"{values['duplicates']} | {values['silent']} | {values['unreadable']} |"
         )
     return "\n".join(lines)
 

@@ -16,10 +16,15 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 
 from common.audio import AudioError
 from common.config import ConfigError
 from data_prep.decode import DecodedAudio, list_audio_files, probe
+
+# A file whose loudest 1 s window is quieter than this is silence (Asterisk ships silence/1..10.wav),
+# not noise or music; -60 dBFS keeps quiet real ambience (the quietest kept here is about -45 dBFS).
+SILENCE_DB = -60.0
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,7 @@ class SelectionStats:
     candidates: int = 0
     too_short: int = 0
     duplicates: int = 0
+    silent: int = 0
     unreadable: int = 0
     reasons: list[str] = field(default_factory=list)
 
@@ -49,8 +55,21 @@ class SelectionStats:
         self.candidates += other.candidates
         self.too_short += other.too_short
         self.duplicates += other.duplicates
+        self.silent += other.silent
         self.unreadable += other.unreadable
         self.reasons.extend(other.reasons)
+
+
+def loudest_window_db(path: Path, sample_rate: int = 8000) -> float:
+    """RMS level in dBFS of the loudest 1 s window of a decoded WAV (the whole file when shorter)."""
+    samples, _ = sf.read(str(path), dtype="float32")
+    energy = np.square(samples, dtype=np.float64)
+    if len(samples) <= sample_rate:
+        mean_power = energy.mean() if len(samples) else 0.0
+    else:
+        running = np.cumsum(np.concatenate([[0.0], energy]))
+        mean_power = float((running[sample_rate:] - running[:-sample_rate]).max()) / sample_rate
+    return 10 * np.log10(mean_power + 1e-20)
 
 
 def matches(relative: str, include: Iterable[str] = ("*",), exclude: Iterable[str] = ()) -> bool:
@@ -105,7 +124,7 @@ def take_unique(
     min_seconds: float = 0.0,
     stats: SelectionStats | None = None,
 ) -> list[tuple[SourceFile, DecodedAudio]]:
-    """Decode ``files`` in order and keep the first ``limit`` that are long enough and not duplicates.
+    """Decode ``files`` in order and keep the first ``limit`` that are long enough, not duplicates, not silent.
 
     ``seen`` maps the SHA-1 of every kept file's samples to its owner (e.g. "music/test") and is
     updated, so later calls (later splits) drop what earlier ones kept. Files are decoded in
@@ -128,6 +147,8 @@ def take_unique(
                 stats.too_short += 1
             elif result.sha1 in seen:
                 stats.duplicates += 1
+            elif loudest_window_db(Path(result.path), result.sample_rate) < SILENCE_DB:
+                stats.silent += 1
             else:
                 seen[result.sha1] = owner
                 kept.append((file, result))

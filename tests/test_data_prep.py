@@ -84,8 +84,11 @@ def tiny_cache(tmp_path):
         cache,
         "ambience-c",
         {
-            f"usr/share/c/sound/amb{k}.wav": (0.1 * np.random.default_rng(k).standard_normal(16000), 8000)
-            for k in range(4)
+            **{
+                f"usr/share/c/sound/amb{k}.wav": (0.1 * np.random.default_rng(k).standard_normal(16000), 8000)
+                for k in range(4)
+            },
+            "usr/share/c/silence/2.wav": (np.zeros(16000), 8000),
         },
     )
     for language, seed in (("en", 30), ("it", 40), ("ru", 50)):
@@ -157,7 +160,7 @@ def test_build_splits_music_by_package_and_noise_by_source(tmp_path, tiny_cache)
     assert hashes["music_test"].isdisjoint(hashes["music_train"] | hashes["music_val"])
 
 
-def test_exact_duplicates_keep_the_test_copy_and_short_files_are_dropped(tmp_path, tiny_cache):
+def test_exact_duplicates_keep_the_test_copy_and_short_and_silent_files_are_dropped(tmp_path, tiny_cache):
     summary = build_dataset(tiny_config(tmp_path, tiny_cache))
     out = tmp_path / "out"
     test_sources = {r.source_path.rsplit("/", 1)[1] for r in manifest_rows(out, "music_test")}
@@ -169,6 +172,9 @@ def test_exact_duplicates_keep_the_test_copy_and_short_files_are_dropped(tmp_pat
     assert summary["sets"]["music_train"]["duplicates"] == 1
     assert summary["sets"]["music_train"]["too_short"] == 1
     assert summary["sets"]["music_test"]["too_short"] == 1  # the 0.5 s click
+    noise_sources = {r.source_path for r in manifest_rows(out, "noise_train")}
+    assert "usr/share/c/sound/amb0.wav" in noise_sources and "usr/share/c/silence/2.wav" not in noise_sources
+    assert summary["sets"]["noise_train"]["silent"] == 1
 
 
 def test_written_audio_is_8khz_mono_16bit_and_the_manifest_describes_it(tmp_path, tiny_cache):
