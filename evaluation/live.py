@@ -662,13 +662,13 @@ def run_live(
         raise UserError("device 'cuda' requested but torch sees no CUDA GPU; set device to 'cpu'")
     encoder, payload = load_encoder(config["weights"], config["device"])
     database = Database.load(config["index"], config.get("json"))
-    database.check_compatible(model_identity(payload))
     matcher = Matcher(
         database,
         neighbors=config["neighbors"],
         threshold=config["threshold"],
         method=config["method"],
         nprobe=config["nprobe"],
+        identity=model_identity(payload),  # refuses a database built by another model
     )
     sample_rate = encoder.frontend_config.sample_rate
     recognizer = Recognizer(encoder, matcher, int(round(database.hop_seconds * sample_rate)))
