@@ -235,14 +235,15 @@ class Build:
 
     # ---- stage bookkeeping
 
-    def stage_hash(self, stage: str, keys: list[str]) -> str:
+    def stage_hash(self, stage: str, keys: list[str], packages: list[str]) -> str:
+        """Hash of everything a stage's output depends on: its keys, code version and available packages."""
         payload = {
             "format": FORMAT_VERSION,
             "stage_version": STAGE_VERSIONS[stage],
             "sample_rate": self.sample_rate,
             "seed": self.seed,
             "config": {key: self.config[key] for key in keys},
-            "available": sorted(p for p in self.extracted),
+            "available": sorted(p for p in packages if p in self.extracted),
         }
         return hashlib.sha1(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
@@ -301,7 +302,8 @@ class Build:
     # ---- music
 
     def build_music(self) -> None:
-        digest = self.stage_hash("music", ["music_train", "music_test", "music_min_seconds", "val_fraction"])
+        packages = list(self.config["music_test"]) + list(self.config["music_train"])
+        digest = self.stage_hash("music", ["music_train", "music_test", "music_min_seconds", "val_fraction"], packages)
         manifests = {name: MANIFESTS[name] for name in ("music_train", "music_val", "music_test")}
         folders = [self.output / "music" / "test", self.output / "music" / "train"]
         if self.start_stage("music", digest, folders):
@@ -361,7 +363,8 @@ class Build:
             "babble_seconds",
             "babble_talkers",
         ]
-        digest = self.stage_hash("noise", keys)
+        packages = [spec["package"] for spec in self.config["noise_sources"].values()]
+        digest = self.stage_hash("noise", keys, packages)
         manifests = {f"noise_{s}": MANIFESTS[f"noise_{s}"] for s in NOISE_SPLITS}
         folders = [self.output / "noise" / f"background_{s}" for s in NOISE_SPLITS]
         if self.start_stage("noise", digest, folders):
@@ -452,7 +455,8 @@ class Build:
     # ---- impulse responses
 
     def build_impulses(self) -> None:
-        digest = self.stage_hash("impulse", ["impulse_simulated", "room_ranges", "impulse_test_files"])
+        packages = [spec.split(":", 1)[0] for spec in self.config["impulse_test_files"]]
+        digest = self.stage_hash("impulse", ["impulse_simulated", "room_ranges", "impulse_test_files"], packages)
         manifests = {f"impulse_{s}": MANIFESTS[f"impulse_{s}"] for s in ("train", "val", "test")}
         folders = [self.output / "impulse" / f"impulse_{s}" for s in ("train", "val", "test")]
         if self.start_stage("impulse", digest, folders):

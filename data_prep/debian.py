@@ -138,6 +138,7 @@ def extract_package(deb: Path, extracted_root: Path, package: str) -> Path:
         process = subprocess.Popen(
             ["dpkg-deb", "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE, stderr=subprocess.PIPE
         )
+        tar_error = None
         try:
             with tarfile.open(fileobj=process.stdout, mode="r|") as tar:
                 for member in tar:
@@ -150,11 +151,15 @@ def extract_package(deb: Path, extracted_root: Path, package: str) -> Path:
                     destination.parent.mkdir(parents=True, exist_ok=True)
                     with tar.extractfile(member) as source, open(destination, "wb") as sink:
                         shutil.copyfileobj(source, sink)
+        except tarfile.TarError as error:
+            tar_error = error
         finally:
+            process.stdout.close()  # an early exit must not leave dpkg-deb blocked on a full pipe
             stderr = process.stderr.read().decode(errors="replace") if process.stderr else ""
             status = process.wait()
-        if status != 0:
-            raise PackageUnavailable(f"{deb}: dpkg-deb failed ({stderr.strip().splitlines()[-1:] or status})")
+        if status != 0 or tar_error is not None:
+            reason = (stderr.strip().splitlines() or [str(tar_error) or f"exit status {status}"])[-1]
+            raise PackageUnavailable(f"{deb}: dpkg-deb failed ({reason}); delete the file to download it again")
         for path in sorted(work.rglob("*")):
             if path.is_file() and path.suffix.lower() in ARCHIVE_SUFFIXES:
                 _expand_archive(path)

@@ -396,3 +396,12 @@ def test_without_apt_lists_a_non_root_user_is_told_the_exact_command(tmp_path, m
     assert debian.ensure_apt_lists(tmp_path) == "apt's package lists are empty; run once as root: sudo apt-get update"
     (tmp_path / "deb.debian.org_debian_dists_bookworm_main_binary-amd64_Packages.lz4").write_bytes(b"")
     assert debian.ensure_apt_lists(tmp_path) is None
+
+
+@pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="needs dpkg-deb")
+def test_a_corrupt_deb_is_reported_as_unavailable_and_leaves_no_extraction(tmp_path):
+    deb = tmp_path / "broken_1.0_all.deb"
+    deb.write_bytes(b"this is not an ar archive")
+    with pytest.raises(debian.PackageUnavailable, match="broken_1.0_all.deb: dpkg-deb failed .*delete the file"):
+        debian.extract_package(deb, tmp_path / "extracted", "broken")
+    assert list((tmp_path / "extracted").iterdir()) == []
