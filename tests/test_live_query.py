@@ -167,3 +167,13 @@ def test_ctrl_c_stops_a_running_live_query_with_a_summary(live_setup):
         process.kill()
     assert process.returncode == 0, errors
     assert "summary (stopped by Ctrl-C)" in rest and "Traceback" not in errors
+
+
+def test_a_database_built_by_another_model_is_refused_in_one_line(live_setup, tmp_path, capsys):
+    torch.manual_seed(1)
+    other = tmp_path / "other.pt"
+    save_checkpoint(other, get_model("fingerprinter", width=0.125), "fingerprinter", width=0.125)
+    argv = ["--config", str(live_setup["config_path"]), "--set", f"weights={json.dumps(str(other))}"]
+    assert live_query_main([*argv, "--input", str(live_setup["recording_path"])]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("error: model mismatch") and error.count("\n") == 1
