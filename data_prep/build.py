@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import pickle
 import time
 import zlib
@@ -175,6 +176,7 @@ class Build:
         self.stats: dict[str, SelectionStats] = {}
         self.rows: dict[str, list[ManifestRow]] = {}
         self.reused: list[str] = []
+        self.stage_started = 0.0
 
     # ---- packages
 
@@ -250,24 +252,28 @@ class Build:
     def state_path(self, stage: str) -> Path:
         return self.output / ".state" / f"{stage}.json"
 
-    def start_stage(self, stage: str, digest: str, folders: list[Path]) -> bool:
+    def start_stage(self, stage: str, digest: str) -> bool:
         """Reuse a complete stage built with the same configuration (True), or prepare to (re)build it (False).
 
-        Files in the stage's folders survive only when an interrupted run of the same configuration
-        wrote them (they are complete: every file is written atomically); after a configuration
-        change the folders are emptied, so no file of another configuration is mistaken for output.
+        A generated file already in the stage's folders is kept only when it was written after the
+        current configuration's build of the stage started (an interrupted run being resumed;
+        every file is written atomically, so it is whole); older files are rewritten in place,
+        atomically, so readers never see a file missing, and files no longer wanted are removed
+        when the stage finishes.
         """
         path = self.state_path(stage)
         state = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
         if state.get("hash") == digest and state.get("complete") and self._load_stage(state):
             self.reused.append(stage)
             return True
-        if state.get("hash") != digest:
-            for folder in folders:
-                for old in folder.glob("*.wav"):
-                    old.unlink()
-        atomic_write_text(path, json.dumps({"hash": digest, "complete": False}))
+        resumed = state.get("hash") == digest and "started" in state
+        self.stage_started = state["started"] if resumed else time.time()
+        atomic_write_text(path, json.dumps({"hash": digest, "complete": False, "started": self.stage_started}))
         return False
+
+    def written_by_this_stage(self, path: Path) -> bool:
+        """True when ``path`` exists and was written since the current configuration's stage build began."""
+        return _written_since(path, self.stage_started)
 
     def _load_stage(self, state: dict) -> bool:
         rows = {}
@@ -306,7 +312,7 @@ class Build:
         digest = self.stage_hash("music", ["music_train", "music_test", "music_min_seconds", "val_fraction"], packages)
         manifests = {name: MANIFESTS[name] for name in ("music_train", "music_val", "music_test")}
         folders = [self.output / "music" / "test", self.output / "music" / "train"]
-        if self.start_stage("music", digest, folders):
+        if self.start_stage("music", digest):
             return
         seen: dict[str, str] = {}
         chosen: dict[str, list[tuple[SourceFile, DecodedAudio]]] = {"test": [], "train": []}
@@ -341,7 +347,7 @@ class Build:
         for source, decoded in sorted(items, key=lambda item: (item[0].package, item[0].relative)):
             name = output_name(source.source, source.relative, source.channel, taken)
             target = folder / name
-            if not target.exists() or target.stat().st_size != Path(decoded.path).stat().st_size:
+            if not (target.exists() and os.path.samefile(target, decoded.path)):  # not yet a link to the cache
                 link_or_copy(Path(decoded.path), target)
             rows.append(self.row(target, decoded.seconds, decoded.sha1, source))
         return rows
@@ -367,7 +373,7 @@ class Build:
         digest = self.stage_hash("noise", keys, packages)
         manifests = {f"noise_{s}": MANIFESTS[f"noise_{s}"] for s in NOISE_SPLITS}
         folders = [self.output / "noise" / f"background_{s}" for s in NOISE_SPLITS]
-        if self.start_stage("noise", digest, folders):
+        if self.start_stage("noise", digest):
             return
         sources, splits = self.config["noise_sources"], self.config["noise_splits"]
         seen: dict[str, str] = {}
@@ -433,7 +439,7 @@ class Build:
             target = folder / f"babble__{split}_{index:04d}.wav"
             rng = np.random.default_rng([self.seed, zlib.crc32(f"babble/{split}".encode()), index])
             mix, used = mix_babble(clips, seconds, rng, tuple(self.config["babble_talkers"]), self.sample_rate)
-            if not target.exists():
+            if not self.written_by_this_stage(target):
                 write_wav(target, mix, self.sample_rate)
             written, _ = sf.read(str(target), dtype="int16")
             used_names = sorted({names[k] for k in used})
@@ -459,7 +465,7 @@ class Build:
         digest = self.stage_hash("impulse", ["impulse_simulated", "room_ranges", "impulse_test_files"], packages)
         manifests = {f"impulse_{s}": MANIFESTS[f"impulse_{s}"] for s in ("train", "val", "test")}
         folders = [self.output / "impulse" / f"impulse_{s}" for s in ("train", "val", "test")]
-        if self.start_stage("impulse", digest, folders):
+        if self.start_stage("impulse", digest):
             return
         ranges = RoomRanges.from_dict(self.config["room_ranges"])
         for split in ("train", "val"):
@@ -476,7 +482,7 @@ class Build:
 
     def _simulate(self, tasks, ranges: RoomRanges, split: str) -> list[ManifestRow]:
         rows = []
-        arguments = [(str(path), seed, ranges, self.sample_rate) for path, seed in tasks]
+        arguments = [(str(path), seed, ranges, self.sample_rate, self.stage_started) for path, seed in tasks]
         workers = self.config["workers"]
         with contextlib.ExitStack() as stack:
             bar = stack.enter_context(tqdm(total=len(tasks), desc=f"rooms {split}", unit="IR", dynamic_ncols=True))
@@ -522,7 +528,7 @@ class Build:
         for source, decoded in kept:
             target = folder / output_name(source.package, source.relative, source.channel, taken)
             ir = clean_ir(sf.read(decoded.path, dtype="float32")[0], self.sample_rate)
-            if not target.exists():
+            if not self.written_by_this_stage(target):
                 write_wav(target, ir, self.sample_rate)
             written, _ = sf.read(str(target), dtype="int16")
             row = self.row(target, len(written) / self.sample_rate, hashlib.sha1(written.tobytes()).hexdigest(), source)
@@ -580,16 +586,23 @@ class Build:
 
 
 def _simulate_one(arguments) -> tuple[str, str]:
-    """Worker: simulate one room IR into ``path`` (skipped when it exists); returns (path, description)."""
-    path, seed, ranges, sample_rate = arguments
+    """Worker: simulate one room IR into ``path`` (unless this stage build already did); returns (path, description)."""
+    path, seed, ranges, sample_rate, stage_started = arguments
     room = draw_room(np.random.default_rng(seed), ranges)
     description = (
         f"shoebox {room.size_m[0]:.2f}x{room.size_m[1]:.2f}x{room.size_m[2]:.2f} m, "
         f"RT60 {room.rt60_s:.2f} s, distance {room.distance_m:.2f} m"
     )
-    if not Path(path).exists():
+    if not _written_since(Path(path), stage_started):
         write_wav(path, simulate_rir(room, sample_rate), sample_rate)
     return path, description
+
+
+def _written_since(path: Path, started: float) -> bool:
+    try:
+        return path.stat().st_mtime >= started
+    except FileNotFoundError:
+        return False
 
 
 def summary_table(summary: dict) -> str:

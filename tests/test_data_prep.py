@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import pickle
 import shutil
@@ -318,10 +319,19 @@ def test_second_run_reuses_every_stage_and_a_changed_key_rebuilds_only_its_stage
     build_dataset(tiny_config(tmp_path, tiny_cache))
     again = build_dataset(tiny_config(tmp_path, tiny_cache))
     assert again["reused_stages"] == ["music", "noise", "impulse"]
+    first_rooms = {r.file: r.sha1 for r in manifest_rows(tmp_path / "out", "impulse_train")}
     changed = build_dataset(tiny_config(tmp_path, tiny_cache, impulse_simulated={"train": 3, "val": 1}))
     assert changed["reused_stages"] == ["music", "noise"]
     assert changed["sets"]["impulse_train"]["files"] == 3
     assert len(list((tmp_path / "out" / "impulse" / "impulse_train").glob("*.wav"))) == 3
+    other_rooms = {"rt60_s": [0.5, 0.6], "length_m": [6, 8], "width_m": [6, 8]}
+    build_dataset(tiny_config(tmp_path, tiny_cache, impulse_simulated={"train": 2, "val": 1}, room_ranges=other_rooms))
+    rebuilt = {r.file: r.sha1 for r in manifest_rows(tmp_path / "out", "impulse_train")}
+    assert rebuilt.keys() == first_rooms.keys()
+    assert all(rebuilt[name] != first_rooms[name] for name in rebuilt)  # same names, new rooms: rewritten
+    for row in manifest_rows(tmp_path / "out", "impulse_train"):
+        written, _ = sf.read(str(tmp_path / "out" / row.file), dtype="int16")
+        assert hashlib.sha1(written.tobytes()).hexdigest() == row.sha1
 
 
 def test_a_package_that_cannot_be_downloaded_is_reported_and_skipped(tmp_path, tiny_cache, monkeypatch):
