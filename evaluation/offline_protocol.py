@@ -6,10 +6,11 @@ same positions are degraded with test-split noise (and optionally test-split IRs
 cut-off filters), and every model answers the same degraded queries. A query from a song that
 is not in a model's database measures that model's false-match rate at its threshold.
 
-Seeding: positions come from ``default_rng([seed, 0, trial, length index, song index])``,
-degradations from ``default_rng([seed, 1, trial, length index, SNR index, song index])``, so
+Seeding: positions come from ``default_rng([seed, 0, trial, length ms, song number])``,
+degradations from ``default_rng([seed, 1, trial, length ms, SNR code, song number, query
+number])`` (the SNR code is the SNR in centi-dB offset to be non-negative, or 0 for clean), so
 the same config gives the same numbers, models are compared on identical queries, and adding
-a model or an SNR leaves the other cells' queries unchanged.
+a model, a length or an SNR leaves the other cells' queries unchanged.
 """
 
 from __future__ import annotations
@@ -164,33 +165,44 @@ def _run(config, lengths, snrs, specs, output_dir, logger) -> list[dict]:
     trials: dict[tuple[str, float, str], list[dict]] = {}
     silent_skipped = 0
     seed = config["seed"]
-    total = config["n_trials"] * len(lengths) * len(snrs)
-    with tqdm(total=total, desc="offline cells", unit="cell", dynamic_ncols=True) as progress:
+    # Planned queries (silent positions, skipped later, are counted off the bar when found).
+    planned = sum(
+        len(aligned_starts(len(samples), int(round(length * sr))))
+        if config["aligned"]
+        else (config["queries_per_song"] if len(samples) >= int(round(length * sr)) else 0)
+        for length in lengths
+        for _, samples in all_songs
+    )
+    total = planned * config["n_trials"] * len(snrs) * len(models)
+    with tqdm(total=total, desc="offline queries", unit="query", dynamic_ncols=True, mininterval=1.0) as progress:
         for trial in range(config["n_trials"]):
-            for length_index, length in enumerate(lengths):
+            for length in lengths:
                 query_samples = int(round(length * sr))
-                positions = []  # (song number, start sample, clean query)
+                length_ms = int(round(length * 1000))
+                positions = []  # (song number, query number in the song, start sample, clean query)
                 for number, (_, samples) in enumerate(all_songs):
                     if config["aligned"]:
                         starts = aligned_starts(len(samples), query_samples)
                     else:
-                        rng = np.random.default_rng([seed, 0, trial, length_index, number])
+                        rng = np.random.default_rng([seed, 0, trial, length_ms, number])
                         starts = random_starts(len(samples), query_samples, config["queries_per_song"], rng)
-                    for start in starts:
+                    for query_number, start in enumerate(starts):
                         clean = samples[start : start + query_samples]
                         if is_silent(clean):
                             silent_skipped += 1
+                            progress.update(len(snrs) * len(models))
                             continue
-                        positions.append((number, start, clean))
-                for snr_index, snr in enumerate(snrs):
+                        positions.append((number, query_number, start, clean))
+                for snr in snrs:
                     queries = []
-                    for position, (number, start, clean) in enumerate(positions):
-                        rng = np.random.default_rng([seed, 1, trial, length_index, snr_index, number, position])
+                    for number, query_number, start, clean in positions:
+                        rng = np.random.default_rng([seed, 1, trial, length_ms, _snr_code(snr), number, query_number])
                         queries.append((number, start, degrade(clean, snr, rng)))
                     for model in models:
                         outcomes = []
                         for number, start, query in queries:
                             match, inference_ms, search_ms = model.identify(query)
+                            progress.update(1)
                             outcomes.append(
                                 QueryOutcome(
                                     true_song=model.song_name(all_songs[number][0]),
@@ -211,7 +223,6 @@ def _run(config, lengths, snrs, specs, output_dir, logger) -> list[dict]:
                             f"({figures['queries']} + {figures['unknown_queries']} unknown queries, "
                             f"{figures['inference_ms']:.1f} + {figures['search_ms']:.2f} ms)"
                         )
-                    progress.update(1)
     if silent_skipped:
         logger.info(f"{silent_skipped} silent query positions skipped (no window above the silence floor)")
 
@@ -286,6 +297,11 @@ def _run(config, lengths, snrs, specs, output_dir, logger) -> list[dict]:
     print(markdown)
     logger.info(f"report written to {output_dir} ({', '.join(p.name for p in paths.values())}, run.log)")
     return cells
+
+
+def _snr_code(snr: float | None) -> int:
+    """A non-negative integer per SNR for seeding: centi-dB from -1000 dB, 0 for clean."""
+    return 0 if snr is None else int(round((snr + 1000.0) * 100))
 
 
 def _pct(value: float) -> str:

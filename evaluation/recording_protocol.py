@@ -285,7 +285,9 @@ def _embed_intervals(model, recording: np.ndarray, sr: int, intervals: list[Song
     """
     window = model.encoder.frontend_config.window_samples
     shared = []
-    for interval in tqdm(intervals, desc=f"embedding {model.name}", unit="song", dynamic_ncols=True, leave=False):
+    for interval in tqdm(
+        intervals, desc=f"embedding {model.name}", unit="song", dynamic_ncols=True, leave=False, mininterval=1.0
+    ):
         first = int(round(interval.start * sr))
         region = recording[first : first + int(round((interval.end - interval.start) * sr))]
         shared.append(model.embed(region)[0] if len(region) >= window else None)
@@ -308,7 +310,7 @@ def _answer_queries(
     number_of = {interval.name: number for number, interval in enumerate(intervals)}
     outcomes = []
     for count, query in enumerate(
-        tqdm(cut_queries(intervals, length), desc=desc, unit="query", dynamic_ncols=True, leave=False)
+        tqdm(cut_queries(intervals, length), desc=desc, unit="query", dynamic_ncols=True, leave=False, mininterval=1.0)
     ):
         interval = intervals[number_of[query.song]]
         offset_samples = int(round(query.offset_in_song * sr))

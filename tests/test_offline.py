@@ -74,6 +74,16 @@ def test_the_same_seed_gives_the_same_table(setup, capsys):
     assert "| query (s) / SNR | 0 dB | clean |" in capsys.readouterr().out
     # 3 indexed songs x 3 queries per trial, 2 trials; the unknown song's queries are counted apart.
     assert first[0]["queries"] == 18 and first[0]["unknown_queries"] == 6
+    # Fewer lengths and SNRs in another order: the remaining cells see the very same queries.
+    subset = run_offline(offline_config(setup, output_dir=str(setup / "subset"), query_lengths=[2], snrs=[None, 0]))
+
+    def rates(cell):
+        keys = ("accuracy", "exact", "near", "false_match", "queries", "unknown_queries")
+        return [[trial[key] for key in keys] for trial in cell["per_trial"]]
+
+    by_cell = {(cell["query_seconds"], cell["condition"]): rates(cell) for cell in first}
+    for cell in subset:
+        assert rates(cell) == by_cell[(cell["query_seconds"], cell["condition"])]
 
 
 def test_grid_aligned_clean_queries_of_database_audio_are_all_exact_hits(setup):
