@@ -65,7 +65,12 @@ SCHEMA = Schema(
         Key("snrs", "list", [0, 5, 10, 15], help="SNRs in dB (null: clean, no noise)"),
         Key("n_trials", "int", 3, help="trials; each draws new positions and noise"),
         Key("queries_per_song", "int", 5, help="random queries per song, length and trial (ignored when aligned)"),
-        Key("max_songs", "int", None, help="use at most this many test songs (and unknown songs), sorted by path"),
+        Key(
+            "max_songs",
+            "int",
+            None,
+            help="use at most this many test songs (and as many unknown songs), drawn with 'seed'",
+        ),
         Key("seed", "int", 0, help="seed of every random draw"),
         Key("method", "choice", "sequence", choices=("sequence", "vote"), help="default matching method of models"),
         Key("device", "str", "auto", help="'cpu', 'cuda' or 'auto'"),
@@ -93,11 +98,18 @@ def _check_lists(config: dict, where: str) -> tuple[list[float], list[float | No
     return [float(x) for x in lengths], [None if x is None else float(x) for x in snrs]
 
 
-def _load_folder(folders: list[str], sr: int, limit: int | None, logger, loader) -> list[tuple[Path, np.ndarray]]:
-    """(path, samples) of every decodable file under ``folders``; files that cannot be used are skipped and logged."""
+def _load_folder(
+    folders: list[str], sr: int, limit: int | None, logger, loader, rng: np.random.Generator | None = None
+) -> list[tuple[Path, np.ndarray]]:
+    """(path, samples) of the decodable files under ``folders``, sorted by path; unusable files are logged.
+
+    With ``limit``, a random subset of that many files drawn with ``rng`` (a first-N cut would
+    take every song from one album or package when files are named after it).
+    """
     paths = sorted({path for folder in folders for path in find_audio_files(folder)})
-    if limit is not None:
-        paths = paths[:limit]
+    if limit is not None and len(paths) > limit:
+        chosen = (rng or np.random.default_rng(0)).choice(len(paths), size=limit, replace=False)
+        paths = [paths[number] for number in sorted(chosen)]
     loaded = []
     for path in paths:
         try:
@@ -133,8 +145,9 @@ def _run(config, lengths, snrs, specs, output_dir, logger) -> list[dict]:
             f"{model.database.ntotal} vectors ({model.database.factory}), nprobe {model.spec.nprobe}, "
             f"neighbors {model.spec.neighbors}, threshold {model.spec.threshold}, method {model.spec.method}"
         )
-    songs = _load_folder(config["test_songs"], sr, config["max_songs"], logger, load_song)
-    unknown = _load_folder(config["unknown_songs"], sr, config["max_songs"], logger, load_song)
+    limit, seed = config["max_songs"], config["seed"]
+    songs = _load_folder(config["test_songs"], sr, limit, logger, load_song, np.random.default_rng([seed, 2]))
+    unknown = _load_folder(config["unknown_songs"], sr, limit, logger, load_song, np.random.default_rng([seed, 3]))
     for model in models:
         indexed = [path for path, _ in songs if model.song_name(path) is not None]
         strays = [path for path, _ in unknown if model.song_name(path) is not None]
