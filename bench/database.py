@@ -80,9 +80,12 @@ def noisy_queries(collection: np.ndarray, count: int, noise: float, seed: int):
 
 
 def synthetic_database(index: faiss.Index, collection: np.ndarray, factory: str) -> Database:
-    count = len(collection) // SONG_ROWS
-    songs = [SongEntry(f"song{n:06d}", n * SONG_ROWS, SONG_ROWS, SONG_ROWS * 0.5 + 0.5) for n in range(count)]
-    arrays = [collection[n * SONG_ROWS : (n + 1) * SONG_ROWS] for n in range(count)]
+    starts = range(0, len(collection), SONG_ROWS)  # the last song takes the remainder
+    songs = [
+        SongEntry(f"song{n:06d}", start, min(SONG_ROWS, len(collection) - start), SONG_ROWS * 0.5 + 0.5)
+        for n, start in enumerate(starts)
+    ]
+    arrays = [collection[song.first_id : song.first_id + song.count] for song in songs]
     return Database(index, songs, None, factory, 0.5, song_arrays=arrays)
 
 
