@@ -18,8 +18,6 @@ from tests.signals import synth_song
 
 DEMO_MODEL = Path(__file__).resolve().parents[1] / "pretrained" / "fingerprinter_demo.pt"
 SR = 8000
-# TEMPORARY until the training helper commits the demo model (removed before the final commit).
-pytestmark = pytest.mark.skipif(not DEMO_MODEL.exists(), reason="pretrained/fingerprinter_demo.pt not committed yet")
 
 
 @pytest.fixture(scope="module")
