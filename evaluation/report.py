@@ -16,6 +16,7 @@ import logging
 import math
 import os
 import sys
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -100,7 +101,7 @@ def plot_accuracy(
 ) -> None:
     """PNG: ``figure`` (%) against query length, one line per condition, one panel per model; error bars = std."""
     columns = len(models)
-    fig, axes = plt.subplots(1, columns, figsize=(5.0 * columns, 4.0), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(1, columns, figsize=(max(7.0, 5.0 * columns), 4.5), squeeze=False, sharey=True)
     for axis, model in zip(axes[0], models):
         lookup = {(cell["query_seconds"], cell["condition"]): cell for cell in cells if cell["model"] == model}
         for condition in conditions:
@@ -115,13 +116,14 @@ def plot_accuracy(
             if xs:
                 axis.errorbar(xs, means, yerr=stds, marker="o", capsize=3, label=condition)
         axis.set_title(model)
+        axis.set_xticks(lengths)
         axis.set_xlabel("query length (s)")
         axis.set_ylim(-2, 102)
         axis.grid(True, alpha=0.3)
         axis.legend(fontsize="small")
     axes[0][0].set_ylabel(FIGURE_TITLES[figure])
     if title:
-        fig.suptitle(title)
+        fig.suptitle(textwrap.fill(title, width=int(11 * max(7.0, 5.0 * columns))), fontsize="medium")
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=120)
