@@ -65,12 +65,32 @@ class Room:
         return float(np.linalg.norm(np.subtract(self.source_m, self.microphone_m)))
 
 
+def shortest_rt60(size_m: tuple[float, float, float], max_absorption: float = 0.95) -> float:
+    """Shortest RT60 (s, as measured on the simulated IR) a shoebox of ``size_m`` allows.
+
+    Sabine: RT60 = 24 ln(10) V / (c S a); the walls' energy absorption a cannot exceed 1
+    (``inverse_sabine`` refuses), so big rooms have a floor on RT60. ``max_absorption`` keeps a margin.
+    """
+    length, width, height = size_m
+    volume = length * width * height
+    surface = 2 * (length * width + length * height + width * height)
+    speed_of_sound = pra.constants.get("c")
+    return 24 * np.log(10) * volume / (speed_of_sound * surface * max_absorption) * RT60_CORRECTION
+
+
 def draw_room(rng: np.random.Generator, ranges: RoomRanges = RoomRanges()) -> Room:
-    """Draw a room, a microphone and a source at a distance from ``ranges.distance_m`` (shrunk to fit the room)."""
+    """Draw a room, a microphone and a source at a distance from ``ranges.distance_m`` (shrunk to fit the room).
+
+    An RT60 below what the room allows (``shortest_rt60``) is drawn again between that floor and the
+    range's top (or set to the floor when it lies above the range).
+    """
     size = np.array([rng.uniform(*ranges.length_m), rng.uniform(*ranges.width_m), rng.uniform(*ranges.height_m)])
     margin = min(ranges.wall_margin_m, float(size.min()) / 4)
     low, high = margin * np.ones(3), size - margin
     rt60 = float(rng.uniform(*ranges.rt60_s))
+    shortest = shortest_rt60(tuple(size))
+    if rt60 < shortest:  # a large room cannot be that dry: draw again from what it allows
+        rt60 = float(rng.uniform(shortest, max(shortest, ranges.rt60_s[1])))
     distance = float(rng.uniform(*ranges.distance_m))
     for _ in range(100):
         microphone = rng.uniform(low, high)

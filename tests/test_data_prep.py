@@ -21,7 +21,7 @@ from data_prep import build as build_module
 from data_prep import debian
 from data_prep.babble import mix_babble
 from data_prep.build import build_dataset
-from data_prep.impulses import RoomRanges, clean_ir, draw_room, measure_rt60, simulate_rir
+from data_prep.impulses import RoomRanges, clean_ir, draw_room, measure_rt60, shortest_rt60, simulate_rir
 from data_prep.manifest import FIELDNAMES, ManifestRow, licence_for, read_manifest, write_manifest
 from data_prep.splits import check_disjoint, check_files_disjoint
 from tests.signals import synth_song
@@ -415,3 +415,11 @@ def test_a_corrupt_deb_is_reported_as_unavailable_and_leaves_no_extraction(tmp_p
     with pytest.raises(debian.PackageUnavailable, match="broken_1.0_all.deb: dpkg-deb failed .*delete the file"):
         debian.extract_package(deb, tmp_path / "extracted", "broken")
     assert list((tmp_path / "extracted").iterdir()) == []
+
+
+def test_large_rooms_get_an_rt60_they_can_have_and_simulate_without_error():
+    ranges = RoomRanges(length_m=(11.0, 12.0), width_m=(9.0, 10.0), height_m=(3.8, 4.0), rt60_s=(0.2, 0.25))
+    for seed in range(3):
+        room = draw_room(np.random.default_rng(seed), ranges)
+        assert room.rt60_s >= shortest_rt60(room.size_m) > 0.2  # 0.2 s is impossible in such a hall
+        assert len(simulate_rir(room, 8000)) > 0
