@@ -561,7 +561,8 @@ class Build:
 
     def summary(self, seconds: float) -> dict:
         sets = {}
-        for name, rows in self.rows.items():
+        for name in [name for name in MANIFESTS if name in self.rows]:
+            rows = self.rows[name]
             stats = self.stats.get(name, SelectionStats())
             sets[name] = {
                 "manifest": MANIFESTS[name],
