@@ -444,7 +444,7 @@ class WindowResult:
     latency_seconds: float
     run_length: int  # consecutive agreeing windows, this one included
     stable: bool
-    newly_stable: bool  # this window made a new stable match
+    new_stable_song: bool  # this window made a stable match of a song other than the last stable one
 
     def line(self, stable_count: int) -> str:
         head = f"{self.wall_time:%H:%M:%S}  audio {self.clock_seconds:7.1f} s  "
@@ -456,7 +456,7 @@ class WindowResult:
             return f"{head}no match{best}{tail}"
         agreement = f"  [stable {self.run_length}]" if self.stable else f"  [agree {self.run_length}/{stable_count}]"
         text = f"{head}{self.song}  offset {self.offset_seconds:7.1f} s  score {self.score:.3f}{tail}{agreement}"
-        if self.newly_stable:
+        if self.new_stable_song:
             text += f"\n{head}== stable match: {self.song} (offset {self.offset_seconds:.1f} s)"
         return text
 
@@ -470,7 +470,12 @@ class StableMatch:
 
 @dataclass
 class LiveSummary:
-    """What a live session heard; ``songs`` are the stable matches in the order they were recognised."""
+    """What a live session heard.
+
+    ``songs``: the stable matches in the order they were recognised, one entry per change of song
+    (a song that becomes stable again before another song did is not listed twice, so a song
+    played twice in a row is listed once).
+    """
 
     songs: list[StableMatch] = field(default_factory=list)
     windows: int = 0
@@ -560,23 +565,18 @@ class LiveSession:
             latency_seconds=latency,
             run_length=run_length,
             stable=self.tracker.stable,
-            newly_stable=self.tracker.stable and not was_stable,
+            # A song that becomes stable again after a blip, or at another alignment (music repeats its
+            # sections, so a window can match an earlier repeat), is still the song that is playing.
+            new_stable_song=self.tracker.stable
+            and not was_stable
+            and (not summary.songs or summary.songs[-1].song != match.song),
         )
         summary.windows += 1
         summary.no_match += match.song is None
         summary.latencies.append(latency)
-        if result.newly_stable:
-            self._record_stable(summary, result)
+        if result.new_stable_song:
+            summary.songs.append(StableMatch(match.song, clock, match.offset_seconds))
         return result
-
-    def _record_stable(self, summary: LiveSummary, result: WindowResult) -> None:
-        # A song that was interrupted by a blip and resumes where the clock says is the same song, not a new one.
-        if summary.songs:
-            last = summary.songs[-1]
-            previous = (last.song, last.offset_seconds, last.clock_seconds)
-            if self.tracker.agrees(previous, result.song, result.offset_seconds, result.clock_seconds):
-                return
-        summary.songs.append(StableMatch(result.song, result.clock_seconds, result.offset_seconds))
 
     def run(self, source, max_seconds: float | None = None, on_start: Callable[[], None] | None = None) -> LiveSummary:
         """Recognise from ``source`` until it ends, ``max_seconds`` of audio were heard, or Ctrl-C.

@@ -268,19 +268,32 @@ def scripted_stream(parts, sample_rate=100):
     return np.concatenate(pieces).astype(np.float32)
 
 
-def test_session_reports_songs_in_order_and_merges_a_song_resumed_after_a_blip():
-    stream = scripted_stream([(1, 0, 12), (0, 0, 8), (2, 0, 6), (0, 0, 1), (2, 7, 6)])
+def test_session_reports_songs_in_order_once_each_when_a_song_resumes_after_a_blip_or_at_a_repeat():
+    # song2 resumes after a 1 s blip where the clock says, then jumps to a repeated section (song time 40 s).
+    stream = scripted_stream([(1, 0, 12), (0, 0, 8), (2, 0, 6), (0, 0, 1), (2, 7, 6), (2, 40, 5), (1, 50, 5)])
     results = []
     session = LiveSession(ScriptedRecognizer(), 100, duration_seconds=3, hop_seconds=1, stable_count=2,
                           on_result=results.append)  # fmt: skip
     summary = session.run(FileSource(stream, 100, speed=0))
-    assert summary.song_names == ["song1", "song2"]
-    assert summary.windows == len(results) == 33 - 3 + 1
+    assert summary.song_names == ["song1", "song2", "song1"]
+    assert [(m.clock_seconds, m.offset_seconds) for m in summary.songs] == [(4, 1), (24, 1), (42, 51)]
+    assert summary.windows == len(results) == 43 - 3 + 1
     assert [r.clock_seconds for r in results if r.song is None] == [13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 27, 28, 29]
     assert summary.no_match == 13
-    assert [r.run_length for r in results if r.clock_seconds in (3, 4, 5, 23, 30, 31)] == [1, 2, 3, 1, 1, 2]
+    assert [r.run_length for r in results if r.clock_seconds in (3, 4, 5, 23, 30, 31, 36, 37)] == [
+        1,
+        2,
+        3,
+        1,
+        1,
+        2,
+        1,
+        2,
+    ]
+    announced = [r.clock_seconds for r in results if r.new_stable_song]
+    assert announced == [4, 24, 42] and "== stable match: song2" in results[24 - 3].line(2)
     assert summary.skipped_windows == 0 and summary.dropped_samples == 0 and not summary.interrupted
-    assert summary.audio_seconds == 33
+    assert summary.audio_seconds == 43
 
 
 def test_session_with_a_fake_microphone_counts_overflows_and_stops_cleanly_on_ctrl_c():
