@@ -30,6 +30,15 @@ PLAYLIST = [("song1", 3.0, 12.0), (None, 0.0, 10.0), ("song3", 5.0, 12.0)]
 UNRELATED = (12.0, 22.0)  # seconds of the recording holding the unrelated audio
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """Windows of 9 rows gain nothing from intra-op threads; on a busy shared CPU, threads contend."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture(scope="module")
 def live_setup(tmp_path_factory):
     folder = tmp_path_factory.mktemp("live")
