@@ -289,6 +289,9 @@ def main() -> None:
         "--noise", type=float, default=0.2, help="Gaussian noise std per dimension of the accuracy queries"
     )
     parser.add_argument("--latency-repeats", type=int, default=10)
+    parser.add_argument(
+        "--stages", nargs="+", default=["sizes", "accuracy", "latency"], choices=["sizes", "accuracy", "latency"]
+    )
     parser.add_argument("--real-fingerprints", help="fingerprint folder: run only the real-fingerprint study")
     parser.add_argument("--real-weights", default="pretrained/fingerprinter_demo.pt")
     parser.add_argument("--real-noise", default="data/demo/noise/background_test")
@@ -300,23 +303,19 @@ def main() -> None:
         return main_real(args)
     load_at_start = os.getloadavg()[0]
     command = "nice -n 10 .venv/bin/python -m bench.database " + " ".join(sys.argv[1:])
-    sizes = sorted(set(args.sizes) | {STUDY_VECTORS})
-    table, indexes = size_and_latency(sizes, args.queries, args.nprobe)
-    accuracy, study = accuracy_study(indexes, args.noise, args.accuracy_queries)
-    del indexes
-    latency = query_latency(args.latency_repeats)
-    plot(study["curves"], RESULTS / "database_accuracy.png")
-    text = f"""## Database: index size, search latency, sequence-search accuracy (issue 5)
-
-Command: `{command.strip()}`
-
-Machine: {machine()}; faiss {faiss.__version__} ({faiss.omp_get_max_threads()} threads).
-1-minute load average {load_at_start:.1f} at the start and {os.getloadavg()[0]:.1f} at the end (the cores
-are shared with other jobs; latencies on an idle machine are lower).
-
-### Index size and search latency (random unit vectors, d = 128, inner product)
+    sections = [
+        "## Database: index size, search latency, sequence-search accuracy (issue 5)\n",
+        f"Command: `{command.strip()}`\n",
+        f"Machine: {machine()}; faiss {faiss.__version__} ({faiss.omp_get_max_threads()} threads); "
+        f"1-minute load average {load_at_start:.1f} at the start (the cores are shared with other jobs; "
+        "latencies on an idle machine are lower).\n",
+    ]
+    if "sizes" in args.stages or "accuracy" in args.stages:
+        sizes = sorted(set(args.sizes) | ({STUDY_VECTORS} if "accuracy" in args.stages else set()))
+        table, indexes = size_and_latency(sizes, args.queries, args.nprobe)
+        sections.append(f"""### Index size and search latency (random unit vectors, d = 128, inner product)
 One search = one 5 s query ({QUERY_ROWS} rows) with k = 4, median over {args.queries} queries
-(Flat above 10^6: fewer). Training: 100,000 vectors. Size: bytes of the written .index file.
+(Flat above 10^6: fewer). Training: {TRAIN_VECTORS:,} vectors. Size: bytes of the written .index file.
 
 | factory | vectors | hours of audio | nprobe | search ms / query | index MiB | MiB per hour | train s | add s |
 |---|---|---|---|---|---|---|---|---|
@@ -325,27 +324,34 @@ One search = one 5 s query ({QUERY_ROWS} rows) with k = 4, median over {args.que
 PQ indexes additionally keep a float16 copy of the vectors for exact scoring
 (`<name>.vectors.npy`, 256 bytes per vector = 1.76 MiB per hour, memory-mapped, read only for
 the candidate rows).
-
-### Sequence search: exact hits against neighbors and nprobe
-{args.accuracy_queries} queries of {QUERY_ROWS} rows cut from 1,667 random 5-minute "songs"
+""")
+        if "accuracy" in args.stages:
+            accuracy, study = accuracy_study(indexes, args.noise, args.accuracy_queries)
+            plot(study["curves"], RESULTS / "database_accuracy.png")
+            sections.append(f"""### Sequence search: exact hits against neighbors and nprobe
+{args.accuracy_queries} queries of {QUERY_ROWS} rows cut from random 5-minute "songs"
 (10^6 vectors), Gaussian noise std {args.noise} per dimension (mean cosine to the true rows
-{study["cosine"]:.2f}). Exact hit = right song and right start row. Time: `Matcher.match`
-(search + candidate scoring), median.
+{study["cosine"]:.2f}). Exact hit = right song and right start row. Time: `Matcher.match`, median.
 
 | factory | nprobe | neighbors | exact hit % | match ms |
 |---|---|---|---|---|
 {chr(10).join(accuracy)}
 
 ![accuracy](results/database_accuracy.png)
-
-### Query latency end to end (published `fingerprinter`, width 1.0, CPU)
+""")
+        del indexes
+    if "latency" in args.stages:
+        latency = query_latency(args.latency_repeats)
+        sections.append(f"""### Query latency end to end (published `fingerprinter`, width 1.0, CPU)
 Feature + model = `embed_samples` (log-mel and network, batch of all windows);
-match = `Matcher.match` (neighbors 4) on a Flat index of 10^6 vectors. Median of {args.latency_repeats}.
+match = `Matcher.match` (neighbors 4) on a Flat index of 10^6 random vectors. Median of {args.latency_repeats}.
 
 | query | windows | feature + model ms | match ms | total ms |
 |---|---|---|---|---|
 {chr(10).join(latency)}
-"""
+""")
+    sections.append(f"1-minute load average at the end: {os.getloadavg()[0]:.1f}.\n")
+    text = "\n".join(sections)
     path = write_result("database", text)
     print(text)
     log(f"wrote {path}")
