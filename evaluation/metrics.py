@@ -42,7 +42,10 @@ def score_outcomes(
 
     Keys: ``queries`` and ``unknown_queries`` (counts), ``accuracy``, ``exact``, ``near``,
     ``no_match`` (fractions of in-database queries), ``false_match`` (fraction of out-of-database
-    queries answered with a song), ``inference_ms``, ``search_ms`` (means over all queries).
+    queries answered with a song), ``inference_ms``, ``search_ms`` (means over all queries),
+    ``hit_score_median`` (median score of right answers) and ``unknown_score_p99`` (99th
+    percentile of out-of-database queries' best scores: a threshold above it keeps the false-match
+    rate under about 1 %; the matcher reports the score of a rejected candidate too).
     A rate without queries to measure it on is NaN.
     """
     known = [outcome for outcome in outcomes if outcome.true_song is not None]
@@ -61,6 +64,9 @@ def score_outcomes(
         "false_match": _rate(np.array([outcome.predicted_song is not None for outcome in unknown], dtype=bool)),
         "inference_ms": _mean([outcome.inference_ms for outcome in outcomes]),
         "search_ms": _mean([outcome.search_ms for outcome in outcomes]),
+        # Best-candidate scores, to choose a threshold: true songs' median, unknown songs' 99th percentile.
+        "hit_score_median": _percentile([o.score for o in known if o.predicted_song == o.true_song], 50),
+        "unknown_score_p99": _percentile([outcome.score for outcome in unknown], 99),
     }
 
 
@@ -68,12 +74,27 @@ def _rate(flags: np.ndarray) -> float:
     return float(flags.mean()) if len(flags) else float("nan")
 
 
+def _percentile(values: list[float], q: float) -> float:
+    values = [value for value in values if not np.isnan(value)]
+    return float(np.percentile(values, q)) if values else float("nan")
+
+
 def _mean(values: list[float]) -> float:
     values = [value for value in values if not np.isnan(value)]
     return float(np.mean(values)) if values else float("nan")
 
 
-RATE_KEYS = ("accuracy", "exact", "near", "no_match", "false_match", "inference_ms", "search_ms")
+RATE_KEYS = (
+    "accuracy",
+    "exact",
+    "near",
+    "no_match",
+    "false_match",
+    "inference_ms",
+    "search_ms",
+    "hit_score_median",
+    "unknown_score_p99",
+)
 
 
 def summarize_trials(trials: list[dict[str, float]]) -> dict[str, float]:

@@ -1,5 +1,6 @@
 import math
 
+import numpy as np
 import pytest
 
 from evaluation.metrics import QueryOutcome, score_outcomes, summarize_trials
@@ -45,3 +46,12 @@ def test_trials_are_summarised_by_mean_and_population_std():
     assert summary["accuracy_mean"] == pytest.approx(0.75)
     assert summary["accuracy_std"] == pytest.approx(0.25)
     assert math.isnan(summary["false_match_mean"])
+
+
+def test_score_statistics_guide_the_choice_of_a_threshold():
+    outcomes = [QueryOutcome("a", 0.0, "a", 0.0, score=s) for s in (0.9, 0.8, 0.7)]
+    outcomes += [QueryOutcome("a", 0.0, "b", 0.0, score=0.95)]  # a wrong answer's score is not a hit score
+    outcomes += [QueryOutcome(None, 0.0, "b", 0.0, score=s) for s in np.linspace(0.3, 0.6, 101)]
+    figures = score_outcomes(outcomes)
+    assert figures["hit_score_median"] == pytest.approx(0.8)
+    assert figures["unknown_score_p99"] == pytest.approx(0.597)
