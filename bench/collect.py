@@ -8,7 +8,7 @@ from __future__ import annotations
 from bench.common import RESULTS
 from common.atomic import atomic_write_text
 
-ORDER = ["models", "training", "extraction", "database"]
+ORDER = ["models", "training", "extraction", "database", "database_real"]
 HEADER = """# Benchmarks
 
 Every figure below was printed by the command shown above it and written to
