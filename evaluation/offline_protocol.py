@@ -167,7 +167,12 @@ def _run(config, lengths, snrs, specs, output_dir, logger) -> list[dict]:
             logger.info("aligned: true reproduces the reference's noise-only protocol: IRs and cut-off filters are off")
     else:
         if config["impulse_responses"]:
-            impulses = [clip for _, clip in _load_folder([config["impulse_responses"]], sr, None, logger, load_audio)]
+            # Each IR starts at its direct sound (its peak): a measured IR's leading silence would
+            # delay the query's content and count against its offset, which is not the model's error.
+            impulses = [
+                clip[int(np.argmax(np.abs(clip))) :]
+                for _, clip in _load_folder([config["impulse_responses"]], sr, None, logger, load_audio)
+            ]
         cutoff = CutOffFilter(sr, p=1.0) if config["cutoff_filters"] else None
     degrade = QueryDegrader(noise, impulses, cutoff)
     logger.info(
