@@ -28,6 +28,6 @@ step "6/7 offline protocol: random-start queries in test-split noise"
 $python evaluation/offline.py --config configs/eval_offline_demo.json
 
 step "7/7 live recognition following the mid-noise recording (read as if from a microphone)"
-$python evaluation/live_query.py --config configs/live_demo.json --input runs/demo/recordings/mid_t.wav --speed 0 --max-seconds 150
+$python evaluation/live_query.py --config configs/live_demo.json --input runs/demo/recordings/mid_t.wav --speed 0 --max-seconds 600
 
 printf '\ndemo finished in %d s; reports in runs/demo/reports/\n' $((SECONDS - start))
