@@ -36,7 +36,7 @@ from evaluation.metrics import (
 )
 from evaluation.models_under_test import MODEL_KEYS, load_models, parse_model_specs, resolve_device
 from evaluation.queries import QueryDegrader, aligned_starts, is_silent, random_starts
-from evaluation.report import close_log, open_log, plot_accuracy, report_markdown, write_report
+from evaluation.report import close_log, open_log, publish_report, report_markdown
 
 SCHEMA = Schema(
     "evaluation/offline.py",
@@ -302,18 +302,18 @@ def _run(config, lengths, snrs, specs, output_dir, logger) -> list[dict]:
         "query_lengths": lengths,
         "models": [{**asdict(model.spec), "identity": model.identity} for model in models],
     }
-    paths = write_report(
+    publish_report(
         output_dir,
         dict(config),
         markdown,
         cells,
         metadata,
-        lambda path: plot_accuracy(
-            path, cells, names, lengths, conditions, "accuracy", f"Offline: {config['experiment_name']}"
-        ),
+        names,
+        lengths,
+        conditions,
+        f"Offline: {config['experiment_name']}",
+        logger,
     )
-    print(markdown)
-    logger.info(f"report written to {output_dir} ({', '.join(p.name for p in paths.values())}, run.log)")
     return cells
 
 

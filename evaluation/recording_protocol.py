@@ -39,7 +39,7 @@ from evaluation.metrics import (
     summarize_trials,
 )
 from evaluation.models_under_test import MODEL_KEYS, load_models, parse_model_specs, resolve_device
-from evaluation.report import close_log, open_log, plot_accuracy, report_markdown, write_report
+from evaluation.report import close_log, open_log, publish_report, report_markdown
 
 PAPER_QUERY_LENGTHS = [1, 2, 3, 4, 5, 10, 15]
 # Below this peak-to-floor ratio the cross-correlation start is reported as doubtful.
@@ -261,18 +261,18 @@ def _run(config, lengths, specs, output_dir, logger) -> list[dict]:
         "ground_truth": alignment,
         "models": [{**asdict(model.spec), "identity": model.identity} for model in models],
     }
-    paths = write_report(
+    publish_report(
         output_dir,
         dict(config),
         markdown,
         cells,
         metadata,
-        lambda path: plot_accuracy(
-            path, cells, names, lengths, conditions, "accuracy", f"Real-world protocol: {config['experiment_name']}"
-        ),
+        names,
+        lengths,
+        conditions,
+        f"Real-world protocol: {config['experiment_name']}",
+        logger,
     )
-    print(markdown)
-    logger.info(f"report written to {output_dir} ({', '.join(p.name for p in paths.values())}, run.log)")
     return cells
 
 

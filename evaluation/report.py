@@ -182,6 +182,32 @@ def write_report(
     return paths
 
 
+def publish_report(
+    folder: str | os.PathLike,
+    config: dict,
+    markdown: str,
+    cells: list[dict],
+    metadata: dict,
+    names: list[str],
+    lengths: list[float],
+    conditions: list[str],
+    title: str,
+    logger: logging.Logger,
+) -> dict[str, Path]:
+    """The end of every protocol run: write the report folder with its accuracy plot, print the tables, log it."""
+    paths = write_report(
+        folder,
+        config,
+        markdown,
+        cells,
+        metadata,
+        lambda path: plot_accuracy(path, cells, names, lengths, conditions, "accuracy", title),
+    )
+    print(markdown)
+    logger.info(f"report written to {folder} ({', '.join(p.name for p in paths.values())}, run.log)")
+    return paths
+
+
 def open_log(folder: str | os.PathLike, name: str) -> logging.Logger:
     """A logger writing to ``folder/run.log`` (replaced at each run) and to stderr."""
     folder = Path(folder)
