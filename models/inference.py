@@ -23,6 +23,7 @@ def embed_samples(
     device = next(encoder.parameters()).device
     parts = []
     for start in range(0, len(windows), batch_size):
-        batch = torch.from_numpy(np.array(windows[start : start + batch_size])).to(device)  # copy: the view is read-only
+        # np.array copies: the windows are a read-only view, which torch will not wrap.
+        batch = torch.from_numpy(np.array(windows[start : start + batch_size])).to(device)
         parts.append(encoder(batch).float().cpu().numpy())
     return np.concatenate(parts).astype(np.float32, copy=False)
