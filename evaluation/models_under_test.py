@@ -14,7 +14,7 @@ from __future__ import annotations
 import difflib
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -134,6 +134,17 @@ class ModelUnderTest:
     @property
     def name(self) -> str:
         return self.spec.name
+
+    def report_line(self) -> str:
+        """One line describing the model and its search settings, for a report's notes."""
+        return (
+            f"model '{self.name}': {self.database.factory}, {self.database.ntotal} vectors, nprobe {self.spec.nprobe}, "
+            f"neighbors {self.spec.neighbors}, threshold {self.spec.threshold}, method {self.spec.method}"
+        )
+
+    def report_metadata(self) -> dict:
+        """The model's settings and identity, for a report's JSON."""
+        return {**asdict(self.spec), "identity": self.identity}
 
     def song_name(self, path: str | os.PathLike) -> str | None:
         """The database's name for the audio file ``path``, or None when the song is not in the database.

@@ -15,10 +15,8 @@ a model, a length or an SNR leaves the other cells' queries unchanged.
 
 from __future__ import annotations
 
-import datetime
 import json
 import math
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +34,7 @@ from evaluation.metrics import (
 )
 from evaluation.models_under_test import MODEL_KEYS, load_models, parse_model_specs, resolve_device
 from evaluation.queries import QueryDegrader, aligned_starts, is_silent, random_starts
-from evaluation.report import close_log, open_log, publish_report, report_markdown
+from evaluation.report import close_log, open_log, publish_report, report_markdown, run_stamp
 
 SCHEMA = Schema(
     "evaluation/offline.py",
@@ -267,7 +265,7 @@ def _run(config, lengths, snrs, specs, output_dir, logger) -> list[dict]:
         figures.append("no_match")
     figures += ["inference_ms", "search_ms"]
     notes = [
-        f"date {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}, device {device}",
+        run_stamp(device),
         f"{len(songs)} test songs, {len(unknown)} out-of-database songs, {config['n_trials']} trial(s), seed {seed}",
         "queries: "
         + (
@@ -278,11 +276,7 @@ def _run(config, lengths, snrs, specs, output_dir, logger) -> list[dict]:
         f"degradation: test noise at each SNR, IRs {'on' if impulses else 'off'}, "
         f"cut-off filters {'on' if cutoff else 'off'}",
         "cells: mean ± std over trials",
-    ] + [
-        f"model '{model.name}': {model.database.factory}, {model.database.ntotal} vectors, nprobe {model.spec.nprobe}, "
-        f"neighbors {model.spec.neighbors}, threshold {model.spec.threshold}, method {model.spec.method}"
-        for model in models
-    ]
+    ] + [model.report_line() for model in models]
     names = [model.name for model in models]
     markdown = report_markdown(
         f"Offline evaluation: {config['experiment_name']}",
@@ -300,7 +294,7 @@ def _run(config, lengths, snrs, specs, output_dir, logger) -> list[dict]:
         "notes": notes,
         "conditions": conditions,
         "query_lengths": lengths,
-        "models": [{**asdict(model.spec), "identity": model.identity} for model in models],
+        "models": [model.report_metadata() for model in models],
     }
     publish_report(
         output_dir,

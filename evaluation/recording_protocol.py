@@ -12,7 +12,6 @@ its queries measure false matches instead of accuracy, and the log says so.
 
 from __future__ import annotations
 
-import datetime
 import json
 import math
 from dataclasses import asdict
@@ -39,7 +38,7 @@ from evaluation.metrics import (
     summarize_trials,
 )
 from evaluation.models_under_test import MODEL_KEYS, load_models, parse_model_specs, resolve_device
-from evaluation.report import close_log, open_log, publish_report, report_markdown
+from evaluation.report import close_log, open_log, publish_report, report_markdown, run_stamp
 
 PAPER_QUERY_LENGTHS = [1, 2, 3, 4, 5, 10, 15]
 # Below this peak-to-floor ratio the cross-correlation start is reported as doubtful.
@@ -227,7 +226,7 @@ def _run(config, lengths, specs, output_dir, logger) -> list[dict]:
         figures.append("false_match")
     figures += ["inference_ms", "search_ms"]
     notes = [
-        f"date {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}, device {device}",
+        run_stamp(device),
         f"playlist {config['csv_path']}: {len(entries)} songs; recordings: {', '.join(conditions)}",
         "ground truth: "
         + (
@@ -236,11 +235,7 @@ def _run(config, lengths, specs, output_dir, logger) -> list[dict]:
             else "song 1 found by cross-correlation, then reference durations back to back"
         ),
         "queries: non-overlapping, inside one song each (a song's tail shorter than the query is unused)",
-    ] + [
-        f"model '{model.name}': {model.database.factory}, {model.database.ntotal} vectors, nprobe {model.spec.nprobe}, "
-        f"neighbors {model.spec.neighbors}, threshold {model.spec.threshold}, method {model.spec.method}"
-        for model in models
-    ]
+    ] + [model.report_line() for model in models]
     names = [model.name for model in models]
     markdown = report_markdown(
         f"Real-world protocol: {config['experiment_name']}",
@@ -259,7 +254,7 @@ def _run(config, lengths, specs, output_dir, logger) -> list[dict]:
         "conditions": conditions,
         "query_lengths": lengths,
         "ground_truth": alignment,
-        "models": [{**asdict(model.spec), "identity": model.identity} for model in models],
+        "models": [model.report_metadata() for model in models],
     }
     publish_report(
         output_dir,

@@ -10,6 +10,7 @@ table per model and figure. Every file is written atomically.
 from __future__ import annotations
 
 import csv
+import datetime
 import io
 import json
 import logging
@@ -180,6 +181,11 @@ def write_report(
     atomic_write_text(paths["json"], json.dumps(_json_safe(document), indent=2, allow_nan=False) + "\n")
     plot(paths["plot"])
     return paths
+
+
+def run_stamp(device: str) -> str:
+    """The first note of every report: when (UTC, to the minute) and on which device it ran."""
+    return f"date {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}, device {device}"
 
 
 def publish_report(
