@@ -38,7 +38,10 @@ def write_config(path, **values):
     return path
 
 
-def test_generate_index_writes_index_and_json_with_songs_in_name_order(setup, capsys):
+def build_flat_index(setup):
+    """Build db/demo.index from the fp_a fingerprints with generate_index.py; asserts it succeeded.
+
+    Returns the config file's path."""
     config = write_config(
         setup / "index.json",
         input_dir=str(setup / "fp_a"),
@@ -47,12 +50,15 @@ def test_generate_index_writes_index_and_json_with_songs_in_name_order(setup, ca
         index="Flat",
         d=128,
     )
-    assert (
-        run_script(
-            generate_index.SCHEMA, "t", generate_index.main, ["--config", str(config), "--set", "progress=false"]
-        )
-        == 0
+    status = run_script(
+        generate_index.SCHEMA, "t", generate_index.main, ["--config", str(config), "--set", "progress=false"]
     )
+    assert status == 0
+    return config
+
+
+def test_generate_index_writes_index_and_json_with_songs_in_name_order(setup, capsys):
+    config = build_flat_index(setup)
     table = json.loads((setup / "db" / "demo.json").read_text())
     assert table["factory"] == "Flat" and table["d"] == 128 and table["format_version"] == 1
     assert table["identity"]["model_str"] == "fingerprinter" and "frontend" in table["identity"]
@@ -119,20 +125,7 @@ def test_update_index_adds_and_removes_songs_atomically(setup, capsys):
 
 
 def test_update_index_fingerprints_audio_folders_with_the_databases_model(setup):
-    config = write_config(
-        setup / "index.json",
-        input_dir=str(setup / "fp_a"),
-        output_dir=str(setup / "db"),
-        name="demo",
-        index="Flat",
-        d=128,
-    )
-    assert (
-        run_script(
-            generate_index.SCHEMA, "t", generate_index.main, ["--config", str(config), "--set", "progress=false"]
-        )
-        == 0
-    )
+    build_flat_index(setup)
     add = write_config(
         setup / "add.json",
         index=str(setup / "db" / "demo.index"),
@@ -148,20 +141,7 @@ def test_update_index_fingerprints_audio_folders_with_the_databases_model(setup)
 
 
 def test_adding_fingerprints_of_another_model_is_an_error_naming_both(setup, capsys):
-    config = write_config(
-        setup / "index.json",
-        input_dir=str(setup / "fp_a"),
-        output_dir=str(setup / "db"),
-        name="demo",
-        index="Flat",
-        d=128,
-    )
-    assert (
-        run_script(
-            generate_index.SCHEMA, "t", generate_index.main, ["--config", str(config), "--set", "progress=false"]
-        )
-        == 0
-    )
+    build_flat_index(setup)
     other = tiny_checkpoint(setup / "other.pt", seed=5)
     add = write_config(
         setup / "add.json",
