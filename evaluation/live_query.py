@@ -16,6 +16,7 @@ import sys
 
 from common.config import Key, Schema, argument_parser, load_config
 from common.errors import UserError
+from common.matcher import METHODS
 from evaluation.live import format_devices, list_input_devices, run_live
 
 SCHEMA = Schema(
@@ -47,7 +48,7 @@ SCHEMA = Schema(
             "method",
             "choice",
             "sequence",
-            choices=("sequence", "vote"),
+            choices=METHODS,
             help="'sequence': mean similarity of aligned rows; 'vote': majority vote over the hits",
         ),
         Key("stable_count", "int", 3, help="consecutive agreeing windows that make a stable match"),

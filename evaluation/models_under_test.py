@@ -21,7 +21,7 @@ import numpy as np
 
 from common.config import ConfigError
 from common.database import Database
-from common.matcher import Match, Matcher
+from common.matcher import METHODS, Match, Matcher
 from models.checkpoint import load_encoder, model_identity
 from models.inference import embed_samples
 
@@ -35,7 +35,6 @@ MODEL_KEYS = {
     "threshold": "score under which the answer is 'no match' (default null: always answer)",
     "method": "'sequence' (sequence search) or 'vote' (majority vote, the reference's recording rule)",
 }
-METHODS = ("sequence", "vote")
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from tqdm import tqdm
 from augmentation import CutOffFilter
 from common.audio import AudioError, find_audio_files, load_audio, load_song
 from common.config import ConfigError, Key, Schema
+from common.matcher import METHODS
 from evaluation.metrics import (
     EXACT_TOLERANCE_SECONDS,
     NEAR_TOLERANCE_SECONDS,
@@ -70,7 +71,7 @@ SCHEMA = Schema(
             help="use at most this many test songs (and as many unknown songs), drawn with 'seed'",
         ),
         Key("seed", "int", 0, help="seed of every random draw"),
-        Key("method", "choice", "sequence", choices=("sequence", "vote"), help="default matching method of models"),
+        Key("method", "choice", "sequence", choices=METHODS, help="default matching method of models"),
         Key("device", "str", "auto", help="'cpu', 'cuda' or 'auto'"),
         Key("exact_tolerance", "float", EXACT_TOLERANCE_SECONDS, help="offset error (s) of an exact hit"),
         Key("near_tolerance", "float", NEAR_TOLERANCE_SECONDS, help="offset error (s) of a near hit"),

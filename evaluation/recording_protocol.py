@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from common.audio import load_audio, window_count
 from common.config import ConfigError, Key, Schema
+from common.matcher import METHODS
 from evaluation.ground_truth import (
     PlaylistEntry,
     SongInterval,
@@ -61,7 +62,7 @@ SCHEMA = Schema(
             "method",
             "choice",
             "sequence",
-            choices=("sequence", "vote"),
+            choices=METHODS,
             help="default matching method of models ('vote' is the reference's majority vote)",
         ),
         Key("align_search_seconds", "float", 60.0, help="how far into a recording song 1 may start (s)"),
