@@ -99,7 +99,7 @@ def test_silent_stretches_give_no_valid_window_and_silent_or_broken_songs_are_sk
 
 @pytest.fixture
 def pair_dataset(tmp_path):
-    def make(paths=None, seed=0):
+    def make(paths=None, seed=0, windows_per_song=1):
         paths = paths or write_songs(tmp_path / "songs", 4)
         cache = build_cache(paths, tmp_path / "cache", progress=False, workers=0)
         rng = np.random.default_rng(0)
@@ -108,7 +108,7 @@ def pair_dataset(tmp_path):
             ImpulseResponse([np.exp(-np.arange(400) / 80.0).astype(np.float32)]),
             None,
         )
-        return PairDataset(cache, chain, TimeShift(SR), seed=seed)
+        return PairDataset(cache, chain, TimeShift(SR), seed=seed, windows_per_song=windows_per_song)
 
     return make
 
@@ -135,7 +135,7 @@ def test_the_same_seed_and_epoch_reproduce_the_pairs_and_a_new_epoch_draws_anew(
 
 def test_two_workers_draw_differently_and_the_result_does_not_depend_on_the_worker_count(pair_dataset, tmp_path):
     song = write_songs(tmp_path / "one", 1)[0]
-    dataset = pair_dataset([song, song])  # two copies of one song: only the random draws differ
+    dataset = pair_dataset([song], windows_per_song=2)  # two items of one song
     sampler = EpochSampler(range(2))
     sampler.set_epoch(3)
     with_workers = list(DataLoader(dataset, batch_size=1, sampler=sampler, num_workers=2))
@@ -143,6 +143,19 @@ def test_two_workers_draw_differently_and_the_result_does_not_depend_on_the_work
     (_, first_positive), (_, second_positive) = with_workers
     assert not torch.equal(first_positive, second_positive)
     assert all(torch.equal(a[1], b[1]) for a, b in zip(with_workers, in_process))
+
+
+def test_windows_per_song_gives_distinct_windows_of_each_song_per_epoch_and_a_listed_twice_song_is_cached_once(
+    pair_dataset, tmp_path
+):
+    paths = write_songs(tmp_path / "songs", 4)
+    dataset = pair_dataset(paths + paths[:1], windows_per_song=3)
+    assert len(dataset.cache) == 4 and len(dataset) == 12
+    song_rows = {song: [dataset[(0, song + 4 * r)][0] for r in range(3)] for song in range(4)}
+    for rows in song_rows.values():  # each 4 s song has 4 valid windows: three distinct ones are drawn
+        assert not any(torch.equal(rows[a], rows[b]) for a in range(3) for b in range(a + 1, 3))
+    later = [dataset[(1, 4 * r)][0] for r in range(3)]
+    assert not all(torch.equal(a, b) for a, b in zip(song_rows[0], later))
 
 
 def test_validation_pairs_are_fixed_and_take_distinct_windows_per_song(pair_dataset):

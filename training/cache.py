@@ -130,8 +130,11 @@ def build_cache(
     """Return the cache for ``paths``, building it (in parallel) unless a valid one exists.
 
     Songs that cannot be decoded, are shorter than one window, or have no window above the
-    silence floor are left out and listed in ``skipped``. Raises AudioError when no song is usable.
+    silence floor are left out and listed in ``skipped``. A path listed more than once is
+    decoded and stored once (weight songs with the trainer's ``windows_per_song`` instead).
+    Raises AudioError when no song is usable.
     """
+    paths = list(dict.fromkeys(paths))
     cache_dir = Path(cache_dir)
     stem = cache_dir / cache_key(paths, sr, window_samples)
     existing = _load_existing(stem, paths, sr)

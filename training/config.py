@@ -46,6 +46,12 @@ SCHEMA = Schema(
         Key("cache_dir", "path", None, help="decoded-audio cache folder; null: output_path/cache"),
         Key("val_fraction", "float", 0.1, help="share of songs held out for validation when val_pickle is null"),
         Key("max_val_songs", "int", None, help="use at most this many validation songs (null: all)"),
+        Key(
+            "windows_per_song",
+            "int",
+            1,
+            help="training pairs per song per epoch, at distinct random windows (1: the reference's epoch)",
+        ),
         Key("val_windows_per_song", "int", 1, help="fixed validation pairs per validation song (distinct windows)"),
         Key("max_minutes", "float", None, help="end the run cleanly after the epoch that passes this wall time"),
         Key("progress", "bool", True, help="progress bars"),

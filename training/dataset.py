@@ -21,12 +21,21 @@ def item_generator(seed: int, epoch: int, index: int) -> np.random.Generator:
     return np.random.default_rng([seed, epoch, index])
 
 
-class PairDataset(Dataset):
-    """Item i of an epoch = song i: (anchor, positive), each (window_samples,) float32 at the cache rate.
+def song_window_starts(seed: int, epoch: int, song: int, valid: np.ndarray, count: int) -> np.ndarray:
+    """``count`` of the valid 1 s window starts ``valid`` (seconds) of song ``song`` in one epoch:
+    distinct while the song has that many, then repeating the same permutation."""
+    order = np.random.default_rng([seed, epoch, song, 1]).permutation(len(valid))
+    return valid[np.resize(order, count)]
 
-    One random valid 1 s window per song per epoch (``set_epoch`` selects the epoch); the anchor
-    is that clean window, the positive the same window shifted by ``time_shift`` and passed
-    through ``augment``.
+
+class PairDataset(Dataset):
+    """Item i of an epoch = window i // n_songs of song i % n_songs: (anchor, positive), each
+    (window_samples,) float32 at the cache rate.
+
+    ``windows_per_song`` random valid 1 s windows per song per epoch (the reference used one;
+    ``set_epoch`` selects the epoch), distinct within the epoch so two items of one song are
+    true negatives of each other. The anchor is the clean window, the positive the same window
+    shifted by ``time_shift`` and passed through ``augment``.
     """
 
     def __init__(
@@ -36,27 +45,36 @@ class PairDataset(Dataset):
         time_shift: TimeShift,
         seed: int = 0,
         window_samples: int = 8000,
+        windows_per_song: int = 1,
     ):
+        if windows_per_song < 1:
+            raise ValueError(f"windows_per_song must be at least 1, got {windows_per_song}")
         self.cache = cache
         self.augment = augment
         self.time_shift = time_shift
         self.seed = seed
         self.window_samples = window_samples
+        self.windows_per_song = windows_per_song
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return len(self.cache)
+        return len(self.cache) * self.windows_per_song
 
     def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
-        """``key`` is a song index, or (epoch, index) from ``EpochSampler`` (persistent workers
+        """``key`` is an item index, or (epoch, index) from ``EpochSampler`` (persistent workers
         hold their own copy of the dataset, so the epoch travels with the index)."""
-        epoch, index = key if isinstance(key, tuple) else (self.epoch, key)
-        rng = item_generator(self.seed, epoch, index)
-        start_second = int(rng.choice(self.cache.valid_starts[index]))
-        return self.pair(index, start_second * self.cache.sr, rng)
+        epoch, item = key if isinstance(key, tuple) else (self.epoch, key)
+        rng = item_generator(self.seed, epoch, item)
+        song, repeat = item % len(self.cache), item // len(self.cache)
+        valid = self.cache.valid_starts[song]
+        if self.windows_per_song == 1:
+            start_second = int(rng.choice(valid))  # the reference's draw, unchanged
+        else:
+            start_second = int(song_window_starts(self.seed, epoch, song, valid, self.windows_per_song)[repeat])
+        return self.pair(song, start_second * self.cache.sr, rng)
 
     def pair(self, index: int, start: int, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """(anchor, positive) for the window of song ``index`` starting at sample ``start``."""

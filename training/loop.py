@@ -59,7 +59,7 @@ def build_optimizer(config: dict, parameters) -> tuple[torch.optim.Optimizer, fl
 
 
 def check_config(config: dict, world_size: int) -> None:
-    for name in ("epochs", "batch_size"):
+    for name in ("epochs", "batch_size", "windows_per_song", "val_windows_per_song"):
         if config[name] < 1:
             raise ConfigError(f"key '{name}' must be at least 1, got {config[name]}")
     if config["patience"] < 1:
@@ -159,7 +159,9 @@ def _train(config: dict, context: distributed.Distributed, stop_after_epochs: in
             f"{len(chains[split].impulse.responses)} impulse responses, {len(skipped)} files skipped"
         )
     time_shift = TimeShift(SAMPLE_RATE)
-    train_set = PairDataset(caches["train"], chains["train"], time_shift, seed=config["seed"])
+    train_set = PairDataset(
+        caches["train"], chains["train"], time_shift, seed=config["seed"], windows_per_song=config["windows_per_song"]
+    )
     val_pairs = fixed_pairs(
         PairDataset(caches["val"], chains["val"], time_shift, seed=config["seed"]),
         config["max_val_songs"],
