@@ -38,6 +38,7 @@ SCHEMA = Schema(
         Key("seed", "int", 0, help="seed of the model initialisation, pair draws and validation set"),
         Key("num_workers", "int", 2, help="DataLoader worker processes per training process"),
         Key("device", "choice", "auto", choices=("auto", "cpu", "cuda"), help="auto: CUDA when present"),
+        Key("threads", "int", None, help="torch CPU threads per process (null: torch's default, one per core)"),
         Key("amp", "bool", False, help="bfloat16 mixed precision on CUDA (ignored on CPU)"),
         Key("width", "float", 1.0, help="channel multiplier; 1.0 is the published model"),
         Key("temperature", "float", 0.05, help="NT-Xent temperature"),

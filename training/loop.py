@@ -1,4 +1,4 @@
-"""The training run of SPEC 4, top to bottom: data, model, optimiser, loop, validation, checkpoints.
+"""The training run (docs/training.md), top to bottom: data, model, optimiser, loop, validation, checkpoints.
 
 ``train(config)`` is what ``python training/trainer.py --config FILE`` calls; helpers live in
 the modules beside this one (cache, dataset, loss, checkpointing, distributed, logs).
@@ -21,6 +21,8 @@ from augmentation import AugmentationChain, SpecAugment, TimeShift
 from common.audio import SAMPLE_RATE
 from common.config import ConfigError
 from models import FrontEndConfig, LogMel, get_model
+from models.encoder import encode_batches
+from models.frontend import EMBEDDING_DIM
 from training import distributed
 from training.cache import build_cache
 from training.checkpointing import EarlyStopping, RunFiles, load_last, save_best, save_last, set_rng_state
@@ -59,7 +61,9 @@ def build_optimizer(config: dict, parameters) -> tuple[torch.optim.Optimizer, fl
 
 
 def check_config(config: dict, world_size: int) -> None:
-    for name in ("epochs", "batch_size", "windows_per_song", "val_windows_per_song"):
+    for name in ("epochs", "batch_size", "windows_per_song", "val_windows_per_song", "threads"):
+        if config.get(name) is None:
+            continue
         if config[name] < 1:
             raise ConfigError(f"key '{name}' must be at least 1, got {config[name]}")
     if config["patience"] < 1:
@@ -78,19 +82,13 @@ def check_config(config: dict, world_size: int) -> None:
         )
 
 
-@torch.no_grad()
-def embed(model, front_end, waveforms: torch.Tensor, device, batch_size: int) -> torch.Tensor:
-    """(M, samples) float32 waveforms -> (M, d) embeddings, in eval mode, batch by batch."""
-    parts = [model(front_end(waveforms[i : i + batch_size].to(device))) for i in range(0, len(waveforms), batch_size)]
-    return torch.cat(parts).float()
-
-
 def validate(model, front_end, pairs, device, batch_size: int, temperature: float) -> tuple[float, float]:
     """(NT-Xent loss averaged over batches of ``batch_size`` pairs, top-1 of each positive among all anchors)."""
     anchors_wave, positives_wave = pairs
     model.eval()
-    anchors = embed(model, front_end, anchors_wave, device, 2 * batch_size)
-    positives = embed(model, front_end, positives_wave, device, 2 * batch_size)
+    encoder = torch.nn.Sequential(front_end, model)  # waveforms -> embeddings, as a WaveformEncoder
+    anchors = encode_batches(encoder, anchors_wave, 2 * batch_size, device)
+    positives = encode_batches(encoder, positives_wave, 2 * batch_size, device)
     model.train()
     losses, weights = [], []
     for start in range(0, len(anchors), batch_size):
@@ -114,6 +112,8 @@ def train(config: dict, stop_after_epochs: int | None = None) -> list[dict]:
     ``stop_after_epochs`` ends this call after that many epochs, as a kill at an epoch boundary
     would (tests use it to check that resuming is exact).
     """
+    if config.get("threads"):
+        torch.set_num_threads(config["threads"])
     context = distributed.setup(config["device"])
     try:
         return _train(config, context, stop_after_epochs)
@@ -187,10 +187,15 @@ def _train(config: dict, context: distributed.Distributed, stop_after_epochs: in
     # ---- model, front end, optimiser, schedule
     torch.manual_seed(config["seed"])
     frontend = FrontEndConfig()
-    identity = {"model_str": config["model_str"], "width": config["width"], "frontend": frontend, "embedding_dim": 128}
+    identity = {
+        "model_str": config["model_str"],
+        "width": config["width"],
+        "frontend": frontend,
+        "embedding_dim": EMBEDDING_DIM,
+    }
     model = get_model(config["model_str"], config["width"], frontend).to(device)
     front_end = LogMel(frontend).to(device)
-    spec_augment = SpecAugment() if config["spec_aug"] else None
+    spec_augment = SpecAugment(floor_db=frontend.floor_db) if config["spec_aug"] else None
     optimizer, lr_eff = build_optimizer(config, model.parameters())
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config["epochs"], eta_min=FINAL_LR)
     stopping = EarlyStopping(config["patience"])
