@@ -28,9 +28,8 @@ from bench.common import RESULTS, machine, write_result
 from common.database import Database, SongEntry
 from common.matcher import Matcher
 from models import get_model
-from models.checkpoint import WaveformEncoder
+from models.encoder import WaveformEncoder, embed_samples
 from models.frontend import FrontEndConfig
-from models.inference import embed_samples
 from tests.signals import synth_song
 
 D = 128
@@ -214,7 +213,7 @@ def real_study(
     from augmentation.noise import mix_at_snr
     from common.audio import load_audio
     from generation.extract import load_fingerprint_folder
-    from models.checkpoint import load_encoder
+    from models.encoder import load_encoder
 
     manifest, songs = load_fingerprint_folder(fingerprints, mmap=False)
     encoder, _ = load_encoder(weights)

@@ -25,7 +25,8 @@ from bench.common import machine, write_result
 from common.audio import frame_windows, load_song, write_wav
 from generation.extract import extract_fingerprints, plan_songs
 from models import get_model
-from models.checkpoint import load_encoder, save_checkpoint
+from models.checkpoint import save_checkpoint
+from models.encoder import load_encoder
 from tests.signals import synth_song
 
 

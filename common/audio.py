@@ -1,7 +1,9 @@
 """Audio decoding, resampling and framing.
 
-Every stage of the pipeline sees audio the same way: mono float32 at the configured
-sample rate (8000 Hz by default), cut into 1 s windows at a 0.5 s hop.
+Every stage of the pipeline sees audio the same way: mono float32 at the front end's sample
+rate, cut into windows at a hop; the defaults come from ``models.frontend.FrontEndConfig``.
+This module also owns the one silence test (``loud_windows``), used by extraction, training and
+evaluation alike.
 """
 
 from __future__ import annotations
@@ -15,10 +17,12 @@ import soxr
 
 from common.atomic import atomic_path
 from common.errors import UserError
+from models.frontend import FrontEndConfig
 
-SAMPLE_RATE = 8000
-WINDOW_SAMPLES = 8000
-HOP_SAMPLES = 4000
+_FRONT_END = FrontEndConfig()
+SAMPLE_RATE = _FRONT_END.sample_rate
+WINDOW_SAMPLES = _FRONT_END.window_samples
+HOP_SAMPLES = _FRONT_END.default_hop_samples
 # Files libsndfile decodes; used when a folder is searched for songs.
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".au", ".opus")
 # A 1 s window whose sum of squares is at most this is silence (about -39 dBFS RMS over 8000 samples).
@@ -60,10 +64,29 @@ def load_song(path: str | os.PathLike, sr: int = SAMPLE_RATE, window_samples: in
     Raises AudioError for files shorter than one window or with no window above the silence floor.
     """
     samples = load_audio(path, sr, min_samples=window_samples)
-    windows = frame_windows(samples, window_samples, window_samples)
-    if not (np.square(windows, dtype=np.float64).sum(axis=1) > SILENCE_ENERGY).any():
+    if is_silent(samples, window_samples):
         raise AudioError(f"{path}: silent (no 1 s window above the silence floor)")
     return samples
+
+
+def loud_windows(windows: np.ndarray) -> np.ndarray:
+    """(J, window) samples -> (J,) bool: the windows whose sum of squares is above ``SILENCE_ENERGY``.
+
+    The one silence test of the toolkit: a window at or under it is silence everywhere (songs
+    to fingerprint, training windows, evaluation queries).
+    """
+    return np.square(windows, dtype=np.float64).sum(axis=1) > SILENCE_ENERGY
+
+
+def is_silent(samples: np.ndarray, window_samples: int = WINDOW_SAMPLES, hop_samples: int | None = None) -> bool:
+    """True when no window of (n,) ``samples`` (at ``hop_samples``, default back to back) is above the silence floor.
+
+    A signal shorter than one window is silent: there is nothing to fingerprint or recognise in it.
+    """
+    if len(samples) < window_samples:
+        return True
+    windows = frame_windows(samples, window_samples, hop_samples or window_samples)
+    return not bool(loud_windows(windows).any())
 
 
 def window_count(n_samples: int, window_samples: int = WINDOW_SAMPLES, hop_samples: int = HOP_SAMPLES) -> int:

@@ -7,7 +7,7 @@ The pieces, in the order audio flows through them:
 - Audio sources fill it: ``MicrophoneSource`` (a PyAudio input stream whose callback writes
   into the buffer; no blocking read-then-process) and ``FileSource`` (a recording played into
   the buffer at real time, ``speed`` times faster, or synchronously as fast as possible).
-- ``Recognizer``: one window of samples -> embeddings (``models.inference.embed_samples``) ->
+- ``Recognizer``: one window of samples -> embeddings (``models.encoder.embed_samples``) ->
   ``common.matcher.Matcher`` -> a ``Match`` and the time it took.
 - ``StabilityTracker``: consecutive windows that agree (same song, offset advancing with the
   audio clock) make a stable match.
@@ -374,14 +374,14 @@ class MicrophoneSource:
 class Recognizer:
     """One window of audio -> the best database match, timed.
 
-    ``encoder``: a ``models.checkpoint.WaveformEncoder``; ``matcher``: a ``common.matcher.Matcher``
+    ``encoder``: a ``models.encoder.WaveformEncoder``; ``matcher``: a ``common.matcher.Matcher``
     over a database whose rows lie ``database_hop_samples`` apart (the query is embedded at the
     same hop so that rows line up with database rows).
     """
 
     def __init__(self, encoder, matcher, database_hop_samples: int):
         # Imported here, not at the top: torch takes seconds to load and --list-devices needs none of it.
-        from models.inference import embed_samples
+        from models.encoder import embed_samples
 
         self._embed = embed_samples
         self.encoder = encoder
@@ -650,17 +650,16 @@ def run_live(
 
     Config keys are documented in ``evaluation/live_query.py`` and docs/live.md.
     """
-    import torch
 
     from common.database import Database
+    from common.devices import resolve_device
     from common.matcher import Matcher
-    from models.checkpoint import load_encoder, model_identity
+    from models.checkpoint import model_identity
+    from models.encoder import load_encoder
 
     out = out or (lambda line: print(line, flush=True))
     check_settings(config)
-    if config["device"] == "cuda" and not torch.cuda.is_available():
-        raise UserError("device 'cuda' requested but torch sees no CUDA GPU; set device to 'cpu'")
-    encoder, payload = load_encoder(config["weights"], config["device"])
+    encoder, payload = load_encoder(config["weights"], resolve_device(config["device"]))
     database = Database.load(config["index"], config.get("json"))
     matcher = Matcher(
         database,

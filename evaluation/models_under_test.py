@@ -22,8 +22,8 @@ import numpy as np
 from common.config import ConfigError
 from common.database import Database
 from common.matcher import METHODS, Match, Matcher
-from models.checkpoint import load_encoder, model_identity
-from models.inference import embed_samples
+from models.checkpoint import model_identity
+from models.encoder import embed_samples, load_encoder
 
 MODEL_KEYS = {
     "name": "label in tables and plots (default: the weights' file stem)",
@@ -182,14 +182,3 @@ def load_models(specs: list[ModelSpec], device: str) -> list[ModelUnderTest]:
     if len(rates) > 1:
         raise ConfigError(f"models use different sample rates {sorted(rates)}; evaluate them in separate runs")
     return models
-
-
-def resolve_device(device: str) -> str:
-    """'auto' -> 'cuda' when available, else 'cpu'; 'cuda' without a GPU is an error."""
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"key 'device': {device!r} asked for but no CUDA device is available (use 'cpu' or 'auto')")
-    return device

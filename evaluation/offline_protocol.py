@@ -23,8 +23,9 @@ import numpy as np
 from tqdm import tqdm
 
 from augmentation import CutOffFilter
-from common.audio import AudioError, find_audio_files, load_audio, load_song
+from common.audio import WINDOW_SAMPLES, AudioError, find_audio_files, is_silent, load_audio, load_song
 from common.config import ConfigError, Key, Schema
+from common.devices import resolve_device
 from common.matcher import METHODS
 from evaluation.metrics import (
     EXACT_TOLERANCE_SECONDS,
@@ -33,8 +34,8 @@ from evaluation.metrics import (
     score_outcomes,
     summarize_trials,
 )
-from evaluation.models_under_test import MODEL_KEYS, load_models, parse_model_specs, resolve_device
-from evaluation.queries import QueryDegrader, aligned_starts, is_silent, random_starts
+from evaluation.models_under_test import MODEL_KEYS, load_models, parse_model_specs
+from evaluation.queries import QueryDegrader, aligned_starts, random_starts
 from evaluation.report import close_log, open_log, publish_report, report_markdown, run_stamp
 
 SCHEMA = Schema(
@@ -205,7 +206,7 @@ def _run(config, lengths, snrs, specs, output_dir, logger) -> list[dict]:
                         starts = random_starts(len(samples), query_samples, config["queries_per_song"], rng)
                     for query_number, start in enumerate(starts):
                         clean = samples[start : start + query_samples]
-                        if is_silent(clean):
+                        if is_silent(clean, WINDOW_SAMPLES, WINDOW_SAMPLES // 2):  # windows at the 0.5 s hop
                             silent_skipped += 1
                             progress.update(len(snrs) * len(models))
                             continue

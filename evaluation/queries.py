@@ -16,7 +16,6 @@ from __future__ import annotations
 import numpy as np
 
 from augmentation import BackgroundNoise, CutOffFilter, ImpulseResponse
-from common.audio import SILENCE_ENERGY, WINDOW_SAMPLES, frame_windows
 
 
 def random_starts(song_samples: int, query_samples: int, count: int, rng: np.random.Generator) -> list[int]:
@@ -29,12 +28,6 @@ def random_starts(song_samples: int, query_samples: int, count: int, rng: np.ran
 def aligned_starts(song_samples: int, query_samples: int) -> list[int]:
     """Every non-overlapping query from 0: starts 0, L, 2L, ... (the reference's grid-aligned protocol)."""
     return list(range(0, song_samples - query_samples + 1, query_samples))
-
-
-def is_silent(query: np.ndarray, window_samples: int = WINDOW_SAMPLES) -> bool:
-    """True when no 1 s window of the (n,) query rises above the silence floor (nothing to recognise)."""
-    windows = frame_windows(query, window_samples, window_samples // 2)
-    return not bool((np.square(windows, dtype=np.float64).sum(axis=1) > SILENCE_ENERGY).any())
 
 
 class QueryDegrader:

@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from common.audio import load_audio, window_count
 from common.config import ConfigError, Key, Schema
+from common.devices import resolve_device
 from common.matcher import METHODS
 from evaluation.ground_truth import (
     PlaylistEntry,
@@ -38,7 +39,7 @@ from evaluation.metrics import (
     score_outcomes,
     summarize_trials,
 )
-from evaluation.models_under_test import MODEL_KEYS, load_models, parse_model_specs, resolve_device
+from evaluation.models_under_test import MODEL_KEYS, load_models, parse_model_specs
 from evaluation.report import close_log, open_log, publish_report, report_markdown, run_stamp
 
 PAPER_QUERY_LENGTHS = [1, 2, 3, 4, 5, 10, 15]

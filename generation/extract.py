@@ -40,7 +40,8 @@ from common.atomic import atomic_path, atomic_write_text
 from common.audio import AudioError, find_audio_files, frame_windows, load_song
 from common.database import describe_identity
 from common.errors import UserError
-from models.checkpoint import WaveformEncoder, model_identity
+from models.checkpoint import model_identity
+from models.encoder import WaveformEncoder
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = "deep-audio-fingerprint-fingerprints"

@@ -12,8 +12,9 @@ import sys
 import torch
 
 from common.config import Key, Schema, run_script
+from common.devices import resolve_device
 from generation.extract import ExtractionError, extract_fingerprints, plan_songs
-from models.checkpoint import load_encoder
+from models.encoder import load_encoder
 
 SCHEMA = Schema(
     "generation/generate_fingerprints.py",
@@ -46,9 +47,7 @@ SCHEMA = Schema(
 def main(config) -> int:
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
-    device = config["device"]
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = resolve_device(config["device"])
     distributed = world_size > 1
     if distributed:
         backend = "nccl" if device.startswith("cuda") else "gloo"

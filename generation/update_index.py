@@ -10,12 +10,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import torch
-
 from common.config import Key, Schema, run_script
 from common.database import Database, DatabaseError
+from common.devices import resolve_device
 from generation.extract import extract_fingerprints, load_fingerprint_folder, plan_songs
-from models.checkpoint import load_encoder, model_identity
+from models.checkpoint import model_identity
+from models.encoder import load_encoder
 
 SCHEMA = Schema(
     "generation/update_index.py",
@@ -55,10 +55,7 @@ def update_index(config) -> Database:
     if config["add_audio_dirs"]:
         if config["weights"] is None:
             raise DatabaseError(f"{config.source}: 'add_audio_dirs' needs 'weights' (the database's model)")
-        device = config["device"]
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        encoder, payload = load_encoder(config["weights"], device)
+        encoder, payload = load_encoder(config["weights"], resolve_device(config["device"]))
         database.check_compatible(model_identity(payload))
         folder = config["fingerprints_dir"] or str(index_path.with_name(index_path.stem + "_added"))
         sources = plan_songs(config["add_audio_dirs"])

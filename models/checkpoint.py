@@ -18,7 +18,7 @@ from torch import nn
 
 from common.atomic import atomic_path
 from common.errors import UserError
-from models import FrontEndConfig, LogMel, get_model
+from models import FrontEndConfig
 
 FORMAT = "deep-audio-fingerprint-checkpoint"
 FORMAT_VERSION = 1
@@ -95,31 +95,3 @@ def model_identity(payload: dict) -> dict:
         "model_id": payload["model_id"],
         "frontend": payload["frontend"],
     }
-
-
-class WaveformEncoder(nn.Module):
-    """Front end + model: (B, window_samples) float32 waveforms -> (B, embedding_dim) unit vectors."""
-
-    def __init__(self, model: nn.Module, frontend: FrontEndConfig):
-        super().__init__()
-        self.frontend_config = frontend
-        self.log_mel = LogMel(frontend)
-        self.model = model
-
-    def forward(self, waveforms: torch.Tensor) -> torch.Tensor:
-        return self.model(self.log_mel(waveforms))
-
-
-def load_encoder(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[WaveformEncoder, dict]:
-    """Load a checkpoint as an eval-mode WaveformEncoder on ``device``; returns (encoder, payload)."""
-    payload = load_checkpoint(path)
-    frontend = FrontEndConfig.from_dict(payload["frontend"])
-    try:
-        model = get_model(payload["model_str"], payload["width"], frontend, payload["embedding_dim"])
-        model.load_state_dict(payload["model_state"])
-    except (KeyError, ValueError, RuntimeError) as error:
-        raise CheckpointError(
-            f"{path}: checkpoint weights do not fit its model ({str(error).splitlines()[0]})"
-        ) from None
-    encoder = WaveformEncoder(model, frontend).to(device).eval()
-    return encoder, payload

@@ -1,4 +1,4 @@
-"""Log-mel front end (SPEC section 2), computed in torch on the model's device.
+"""Log-mel front end (docs/training.md), computed in torch on the model's device.
 
 Written with torch.stft and librosa's mel matrix rather than torchaudio, which pins an exact
 torch version and has no CPU build on our machines.
@@ -13,10 +13,17 @@ import numpy as np
 import torch
 from torch import nn
 
+# Embedding size of the published models; a checkpoint records its own (``embedding_dim``).
+EMBEDDING_DIM = 128
+
 
 @dataclass(frozen=True)
 class FrontEndConfig:
-    """Every front-end fact in one place; it travels with checkpoints and indexes."""
+    """Every front-end fact in one place; it travels with checkpoints and indexes.
+
+    The fields are what a checkpoint records; the properties derive the rest (window length in
+    seconds, the 0.5 s default hop between fingerprint rows, the -80 dB floor of the log-mel).
+    """
 
     sample_rate: int = 8000
     window_samples: int = 8000  # 1 s fingerprint unit
@@ -26,6 +33,25 @@ class FrontEndConfig:
     fmin: float = 0.0
     fmax: float = 4000.0
     top_db: float = 80.0
+
+    @property
+    def window_seconds(self) -> float:
+        """Length of one fingerprint window (1 s)."""
+        return self.window_samples / self.sample_rate
+
+    @property
+    def default_hop_samples(self) -> int:
+        """Samples between fingerprint rows unless a config says otherwise: half a window (4000 = 0.5 s)."""
+        return self.window_samples // 2
+
+    @property
+    def default_hop_seconds(self) -> float:
+        return self.default_hop_samples / self.sample_rate
+
+    @property
+    def floor_db(self) -> float:
+        """The log-mel floor in dB relative to each window's maximum (-80)."""
+        return -self.top_db
 
     @property
     def frames(self) -> int:

@@ -2,7 +2,8 @@ import pytest
 import torch
 
 from models import FrontEndConfig, get_model
-from models.checkpoint import CheckpointError, load_checkpoint, load_encoder, save_checkpoint
+from models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from models.encoder import load_encoder
 
 
 def test_checkpoint_round_trip_keeps_weights_and_metadata(tmp_path):

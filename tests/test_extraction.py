@@ -12,8 +12,8 @@ from common.audio import load_audio, write_wav
 from generation.extract import ExtractionError, extract_fingerprints, load_fingerprint_folder, plan_songs
 from generation.generate_fingerprints import SCHEMA, main
 from models import get_model
-from models.checkpoint import load_encoder, save_checkpoint
-from models.inference import embed_samples
+from models.checkpoint import save_checkpoint
+from models.encoder import embed_samples, load_encoder
 from tests.signals import synth_song
 
 REPO = Path(__file__).resolve().parents[1]

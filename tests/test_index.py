@@ -10,7 +10,8 @@ from common.database import Database
 from generation import generate_index, update_index
 from generation.extract import extract_fingerprints, plan_songs
 from models import get_model
-from models.checkpoint import load_encoder, save_checkpoint
+from models.checkpoint import save_checkpoint
+from models.encoder import load_encoder
 from tests.signals import synth_song
 
 

@@ -2,8 +2,7 @@ import numpy as np
 import torch
 
 from models import FrontEndConfig, get_model
-from models.checkpoint import WaveformEncoder
-from models.inference import embed_samples
+from models.encoder import WaveformEncoder, embed_samples
 from tests.signals import synth_song
 
 

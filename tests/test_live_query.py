@@ -17,8 +17,8 @@ from evaluation.live import FileSource, LiveSession, Recognizer, run_live
 from evaluation.live_query import SCHEMA
 from evaluation.live_query import main as live_query_main
 from models import get_model
-from models.checkpoint import load_encoder, model_identity, save_checkpoint
-from models.inference import embed_samples
+from models.checkpoint import model_identity, save_checkpoint
+from models.encoder import embed_samples, load_encoder
 from tests.signals import synth_song
 from tests.test_live import fake_pyaudio, wait_until
 

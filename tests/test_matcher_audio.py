@@ -12,8 +12,8 @@ from common.audio import load_audio, write_wav
 from common.database import Database
 from common.matcher import Matcher, choose_threshold
 from generation.extract import extract_fingerprints, load_fingerprint_folder, plan_songs
-from models.checkpoint import load_encoder, model_identity
-from models.inference import embed_samples
+from models.checkpoint import model_identity
+from models.encoder import embed_samples, load_encoder
 from tests.signals import synth_song
 
 DEMO_MODEL = Path(__file__).resolve().parents[1] / "pretrained" / "fingerprinter_demo.pt"

@@ -12,8 +12,8 @@ from evaluation.models_under_test import parse_model_specs
 from evaluation.offline_protocol import SCHEMA, run_offline
 from evaluation.queries import QueryDegrader
 from models import get_model
-from models.checkpoint import load_encoder, model_identity, save_checkpoint
-from models.inference import embed_samples
+from models.checkpoint import model_identity, save_checkpoint
+from models.encoder import embed_samples, load_encoder
 from tests.signals import synth_song
 
 SR = 8000

@@ -22,7 +22,7 @@ import numpy as np
 from tqdm import tqdm
 
 from common.atomic import atomic_path, atomic_write_text
-from common.audio import SAMPLE_RATE, SILENCE_ENERGY, AudioError, load_audio
+from common.audio import SAMPLE_RATE, WINDOW_SAMPLES, AudioError, load_audio, loud_windows
 
 FORMAT_VERSION = 1
 INT16_SCALE = 32767.0
@@ -38,13 +38,12 @@ def file_signature(path: str) -> list:
 
 
 def valid_window_starts(samples: np.ndarray, sr: int, window_samples: int) -> np.ndarray:
-    """Second indices k whose window samples[k*sr : k*sr + window] has sum(x^2) > SILENCE_ENERGY; int32."""
+    """Second indices k whose window samples[k*sr : k*sr + window] is above the silence floor; int32."""
     count = (len(samples) - window_samples) // sr + 1 if len(samples) >= window_samples else 0
     if count <= 0:
         return np.zeros(0, dtype=np.int32)
     windows = np.lib.stride_tricks.sliding_window_view(samples, window_samples)[::sr][:count]
-    energy = np.einsum("ij,ij->i", windows, windows, dtype=np.float64)
-    return np.flatnonzero(energy > SILENCE_ENERGY).astype(np.int32)
+    return np.flatnonzero(loud_windows(windows)).astype(np.int32)
 
 
 def _decode(job: tuple[str, int, int]) -> tuple[str, np.ndarray | None, np.ndarray | None, str]:
@@ -122,7 +121,7 @@ def build_cache(
     paths: list[str],
     cache_dir: str | os.PathLike,
     sr: int = SAMPLE_RATE,
-    window_samples: int = 8000,
+    window_samples: int = WINDOW_SAMPLES,
     workers: int | None = None,
     progress: bool = True,
     description: str = "decoding songs",

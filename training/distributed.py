@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from common.config import ConfigError
+from common.devices import resolve_device
 
 
 @dataclass(frozen=True)
@@ -32,14 +32,10 @@ class Distributed:
 
 
 def pick_device(preference: str, local_rank: int = 0) -> torch.device:
-    """ "auto" -> CUDA when present, else CPU; "cuda" fails clearly without a GPU."""
-    if preference == "cpu":
+    """The resolved ``device`` key (``common.devices``); on CUDA, this process's GPU."""
+    if resolve_device(preference) == "cpu":
         return torch.device("cpu")
-    if preference == "cuda" and not torch.cuda.is_available():
-        raise ConfigError('device \'cuda\' was requested but torch sees no CUDA GPU (use "auto" or "cpu")')
-    if torch.cuda.is_available():
-        return torch.device("cuda", local_rank % torch.cuda.device_count())
-    return torch.device("cpu")
+    return torch.device("cuda", local_rank % torch.cuda.device_count())
 
 
 def setup(preference: str = "auto") -> Distributed:
