@@ -25,8 +25,8 @@ import numpy as np
 import torch
 
 from bench.common import RESULTS, machine, write_result
-from common.database import Database, SongEntry
-from common.matcher import Matcher
+from database import Database, SongEntry
+from matching.matcher import Matcher
 from models import get_model
 from models.encoder import WaveformEncoder, embed_samples
 from models.frontend import FrontEndConfig

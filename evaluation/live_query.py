@@ -1,10 +1,10 @@
-"""Live recognition from the microphone or a recording (SPEC 7.3).
+"""Live recognition from the microphone or a recording (docs/live.md).
 
     python evaluation/live_query.py --config configs/live_demo.json
     python evaluation/live_query.py --config configs/live_demo.json --input recording.wav --speed 0
     python evaluation/live_query.py --list-devices
 
-Every ``hop`` seconds the last ``duration`` seconds of audio are matched against the database;
+Every ``step`` seconds the last ``duration`` seconds of audio are matched against the database;
 each line shows the wall time, the song, the offset in the song, the score and the latency (or
 "no match"), and windows that agree make a stable match. Ctrl-C stops with a summary.
 """
@@ -16,26 +16,24 @@ import sys
 
 from common.config import Key, Schema, argument_parser, load_config
 from common.errors import UserError
-from common.matcher import METHODS
-from evaluation.live import format_devices, list_input_devices, run_live
+from live.microphone import format_devices, list_input_devices
+from live.session import run_live
+from matching.matcher import METHODS
 
 SCHEMA = Schema(
     "live_query",
     [
         Key("weights", "path", help="model checkpoint (.pt) that made the database", must_exist=True),
-        Key("index", "path", help="faiss index file of the database (<name>.index)", must_exist=True),
         Key(
-            "json",
+            "database",
             "path",
-            None,
-            help="song table of the index; default: the index path with suffix .json",
+            help="the database's JSON (<name>.json from generate_index.py; its index file lies beside it)",
             must_exist=True,
-            nullable=True,
         ),
         Key("duration", "float", 5.0, help="seconds of audio matched each time (the query length, at least 1)"),
-        Key("hop", "float", 1.0, help="seconds between two recognitions"),
+        Key("step", "float", 1.0, help="seconds of audio between two recognitions"),
         Key("neighbors", "int", 4, help="nearest neighbours searched per query row"),
-        Key("nprobe", "int", None, help="IVF lists searched per row (null: the index's own setting)", nullable=True),
+        Key("nprobe", "int", None, help="IVF lists searched per row (null: the database's own setting)", nullable=True),
         Key(
             "threshold",
             "float",
@@ -56,7 +54,7 @@ SCHEMA = Schema(
             "offset_tolerance",
             "float",
             0.75,
-            help="seconds by which a window's song offset may differ from the previous one plus the hop "
+            help="seconds by which a window's song offset may differ from the previous one plus the step "
             "and still agree",
         ),
         Key("device", "choice", "cpu", choices=("cpu", "cuda"), help="where the model runs"),

@@ -3,34 +3,29 @@
 A config lists models as JSON objects:
 
     {"name": "fingerprinter demo", "weights": "pretrained/fingerprinter_demo.pt",
-     "index": "runs/demo/index/demo.index", "json": "runs/demo/index/demo.json",
-     "nprobe": 8, "neighbors": 4, "threshold": null, "method": "sequence"}
+     "database": "runs/demo/index/demo.json", "nprobe": 8, "neighbors": 4, "threshold": null,
+     "method": "sequence"}
 
-``name`` defaults to the weights' file stem, ``json`` to the index path with suffix .json.
+``name`` defaults to the weights' file stem; ``database`` is the database's JSON (its index file
+lies beside it). Each model is a ``matching.recognizer.Recognizer`` loaded from its entry.
 """
 
 from __future__ import annotations
 
 import difflib
 import os
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
-
 from common.config import ConfigError
-from common.database import Database
-from common.matcher import METHODS, Match, Matcher
-from models.checkpoint import model_identity
-from models.encoder import embed_samples, load_encoder
+from matching.matcher import METHODS
+from matching.recognizer import Recognizer
 
 MODEL_KEYS = {
     "name": "label in tables and plots (default: the weights' file stem)",
     "weights": "checkpoint file (.pt)",
-    "index": "faiss index file built from this model's fingerprints",
-    "json": "the index's song table (default: the index path with suffix .json)",
-    "nprobe": "IVF cells searched (default 1; ignored by flat indexes)",
+    "database": "the database's JSON (<name>.json, written by generate_index.py from this model's fingerprints)",
+    "nprobe": "IVF cells searched (default null: the database's own setting; ignored by flat indexes)",
     "neighbors": "neighbours searched per query row (default 4)",
     "threshold": "score under which the answer is 'no match' (default null: always answer)",
     "method": "'sequence' (sequence search) or 'vote' (majority vote, the reference's recording rule)",
@@ -43,9 +38,8 @@ class ModelSpec:
 
     name: str
     weights: str
-    index: str
-    json: str | None = None
-    nprobe: int = 1
+    database: str
+    nprobe: int | None = None
     neighbors: int = 4
     threshold: float | None = None
     method: str = "sequence"
@@ -73,14 +67,15 @@ def parse_model_specs(entries: list, where: str, default_method: str = "sequence
             if key not in MODEL_KEYS:
                 close = difflib.get_close_matches(key, list(MODEL_KEYS), n=1, cutoff=0.0)
                 raise ConfigError(f"{place}: unknown key '{key}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
-        for key in ("weights", "index"):
+        for key in ("weights", "database"):
             if key not in entry:
                 raise ConfigError(f"{place}: missing required key '{key}'")
         weights = _path(entry["weights"], place, "weights")
-        index = _path(entry["index"], place, "index")
-        json_path = _path(entry["json"], place, "json") if entry.get("json") is not None else None
-        nprobe, neighbors = entry.get("nprobe", 1), entry.get("neighbors", 4)
+        database = _path(entry["database"], place, "database")
+        nprobe, neighbors = entry.get("nprobe"), entry.get("neighbors", 4)
         for key, value in (("nprobe", nprobe), ("neighbors", neighbors)):
+            if value is None and key == "nprobe":
+                continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{place}: key '{key}' must be a positive integer, got {value!r}")
         threshold = entry.get("threshold")
@@ -94,8 +89,7 @@ def parse_model_specs(entries: list, where: str, default_method: str = "sequence
             ModelSpec(
                 name,
                 weights,
-                index,
-                json_path,
+                database,
                 nprobe,
                 neighbors,
                 None if threshold is None else float(threshold),
@@ -109,20 +103,15 @@ def parse_model_specs(entries: list, where: str, default_method: str = "sequence
     return specs
 
 
-class ModelUnderTest:
-    """An encoder, its database and a matcher: audio in, (Match, inference ms, search ms) out."""
+class ModelUnderTest(Recognizer):
+    """A ``Recognizer`` loaded from a config's model entry, with the names and lines a report needs."""
 
     def __init__(self, spec: ModelSpec, device: str = "cpu"):
-        self.spec = spec
-        self.encoder, payload = load_encoder(spec.weights, device)
-        self.identity = model_identity(payload)
-        self.database = Database.load(spec.index, spec.json)
-        self.database.check_compatible(self.identity)
-        self.matcher = Matcher(
-            self.database, neighbors=spec.neighbors, threshold=spec.threshold, method=spec.method, nprobe=spec.nprobe
+        loaded = Recognizer.load(
+            spec.weights, spec.database, device, spec.neighbors, spec.threshold, spec.method, spec.nprobe
         )
-        self.sample_rate = int(self.encoder.frontend_config.sample_rate)
-        self.hop_samples = int(round(self.database.hop_seconds * self.sample_rate))
+        super().__init__(loaded.encoder, loaded.database, loaded.matcher, loaded.identity)
+        self.spec = spec
         self._by_source = {}
         self._by_name = {}
         for song in self.database.songs:
@@ -137,7 +126,8 @@ class ModelUnderTest:
     def report_line(self) -> str:
         """One line describing the model and its search settings, for a report's notes."""
         return (
-            f"model '{self.name}': {self.database.factory}, {self.database.ntotal} vectors, nprobe {self.spec.nprobe}, "
+            f"model '{self.name}': {self.database.factory}, {self.database.ntotal} vectors, "
+            f"nprobe {self.database.nprobe if self.spec.nprobe is None else self.spec.nprobe}, "
             f"neighbors {self.spec.neighbors}, threshold {self.spec.threshold}, method {self.spec.method}"
         )
 
@@ -152,27 +142,6 @@ class ModelUnderTest:
         """
         path = Path(path)
         return self._by_source.get(str(path.resolve())) or self._by_name.get(path.stem)
-
-    def embed(self, samples: np.ndarray) -> tuple[np.ndarray, float]:
-        """(n,) float32 audio at ``sample_rate`` -> ((J, d) float32 rows at the database hop, milliseconds)."""
-        start = time.perf_counter()
-        rows = embed_samples(self.encoder, samples, hop_samples=self.hop_samples)
-        return rows, 1000.0 * (time.perf_counter() - start)
-
-    def search(self, rows: np.ndarray) -> tuple[Match, float]:
-        """(J, d) query rows -> (match, milliseconds): faiss search + candidate scoring."""
-        start = time.perf_counter()
-        match = self.matcher.match(rows)
-        return match, 1000.0 * (time.perf_counter() - start)
-
-    def identify(self, samples: np.ndarray) -> tuple[Match, float, float]:
-        """(n,) float32 query at ``sample_rate`` -> (match, inference ms, search ms).
-
-        Inference is framing + embedding; search is the matcher (faiss search + candidate scoring).
-        """
-        rows, inference_ms = self.embed(samples)
-        match, search_ms = self.search(rows)
-        return match, inference_ms, search_ms
 
 
 def load_models(specs: list[ModelSpec], device: str) -> list[ModelUnderTest]:

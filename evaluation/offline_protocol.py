@@ -26,7 +26,6 @@ from augmentation import CutOffFilter
 from common.audio import WINDOW_SAMPLES, AudioError, find_audio_files, is_silent, load_audio, load_song
 from common.config import ConfigError, Key, Schema
 from common.devices import resolve_device
-from common.matcher import METHODS
 from evaluation.metrics import (
     EXACT_TOLERANCE_SECONDS,
     NEAR_TOLERANCE_SECONDS,
@@ -37,6 +36,7 @@ from evaluation.metrics import (
 from evaluation.models_under_test import MODEL_KEYS, load_models, parse_model_specs
 from evaluation.queries import QueryDegrader, aligned_starts, random_starts
 from evaluation.report import close_log, open_log, publish_report, report_markdown, run_stamp
+from matching.matcher import METHODS
 
 SCHEMA = Schema(
     "evaluation/offline.py",

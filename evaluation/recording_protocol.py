@@ -23,7 +23,6 @@ from tqdm import tqdm
 from common.audio import load_audio, window_count
 from common.config import ConfigError, Key, Schema
 from common.devices import resolve_device
-from common.matcher import METHODS
 from evaluation.ground_truth import (
     PlaylistEntry,
     SongInterval,
@@ -41,6 +40,7 @@ from evaluation.metrics import (
 )
 from evaluation.models_under_test import MODEL_KEYS, load_models, parse_model_specs
 from evaluation.report import close_log, open_log, publish_report, report_markdown, run_stamp
+from matching.matcher import METHODS
 
 PAPER_QUERY_LENGTHS = [1, 2, 3, 4, 5, 10, 15]
 # Below this peak-to-floor ratio the cross-correlation start is reported as doubtful.

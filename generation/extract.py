@@ -38,8 +38,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from common.atomic import atomic_path, atomic_write_text
 from common.audio import AudioError, find_audio_files, frame_windows, load_song
-from common.database import describe_identity
 from common.errors import UserError
+from database import describe_identity
 from models.checkpoint import model_identity
 from models.encoder import WaveformEncoder
 

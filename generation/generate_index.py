@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from common.config import Key, Schema, run_script
-from common.database import Database, DatabaseError
+from database import Database, DatabaseError
 from generation.extract import load_fingerprint_folder
 
 SCHEMA = Schema(

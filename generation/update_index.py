@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 
 from common.config import Key, Schema, run_script
-from common.database import Database, DatabaseError
 from common.devices import resolve_device
+from database import Database, DatabaseError
 from generation.extract import extract_fingerprints, load_fingerprint_folder, plan_songs
 from models.checkpoint import model_identity
 from models.encoder import load_encoder
@@ -20,8 +20,9 @@ from models.encoder import load_encoder
 SCHEMA = Schema(
     "generation/update_index.py",
     [
-        Key("index", "path", help="the database's .index file", must_exist=True),
-        Key("json", "path", None, "its JSON (default: the index path with .json)", nullable=True),
+        Key(
+            "database", "path", help="the database's JSON (<name>.json; its index file lies beside it)", must_exist=True
+        ),
         Key("remove", "list", [], "names of songs to remove"),
         Key(
             "add_fingerprint_dirs", "paths", [], "fingerprint folders (generate_fingerprints.py) whose songs are added"
@@ -34,13 +35,19 @@ SCHEMA = Schema(
             "fingerprints_dir",
             "path",
             None,
-            "where add_audio_dirs' fingerprints go (default <index>_added/)",
+            "where add_audio_dirs' fingerprints go (default <name>_added/ beside the database)",
             nullable=True,
         ),
         Key("batch size", "int", 256, "1 s windows per model batch when fingerprinting add_audio_dirs"),
         Key("num_workers", "int", 2, "DataLoader workers decoding add_audio_dirs"),
         Key("device", "str", "auto", "auto (CUDA when present), cpu or cuda"),
-        Key("output_index", "path", None, "write the result here instead of replacing 'index'", nullable=True),
+        Key(
+            "output_database",
+            "path",
+            None,
+            "write the result to this JSON (and the index beside it) instead of replacing 'database'",
+            nullable=True,
+        ),
         Key("progress", "bool", True, "show progress bars"),
     ],
 )
@@ -48,8 +55,8 @@ SCHEMA = Schema(
 
 def update_index(config) -> Database:
     """Apply ``remove`` then the additions to the database, then save it atomically."""
-    index_path = Path(config["index"])
-    database = Database.load(index_path, config["json"])
+    json_path = Path(config["database"])
+    database = Database.open(json_path)
     # (folder, names to add or None for all of the folder's songs)
     fingerprint_dirs: list[tuple[str, set[str] | None]] = [(folder, None) for folder in config["add_fingerprint_dirs"]]
     if config["add_audio_dirs"]:
@@ -57,7 +64,7 @@ def update_index(config) -> Database:
             raise DatabaseError(f"{config.source}: 'add_audio_dirs' needs 'weights' (the database's model)")
         encoder, payload = load_encoder(config["weights"], resolve_device(config["device"]))
         database.check_compatible(model_identity(payload))
-        folder = config["fingerprints_dir"] or str(index_path.with_name(index_path.stem + "_added"))
+        folder = config["fingerprints_dir"] or str(json_path.with_name(json_path.stem + "_added"))
         sources = plan_songs(config["add_audio_dirs"])
         summary = extract_fingerprints(
             encoder,
@@ -86,14 +93,16 @@ def update_index(config) -> Database:
                 f"the database uses {database.hop_seconds} s"
             )
         database.add_songs(songs, progress=config["progress"])
-    output = Path(config["output_index"]) if config["output_index"] else index_path
-    database.save(output, config["json"] if output == index_path else None)
+    output = Path(config["output_database"] or json_path)
+    database.save(output.with_suffix(".index"), output)
     return database
 
 
 def main(config) -> int:
     database = update_index(config)
-    print(f"{len(database.songs)} songs, {database.ntotal} vectors -> {config['output_index'] or config['index']}")
+    print(
+        f"{len(database.songs)} songs, {database.ntotal} vectors -> {config['output_database'] or config['database']}"
+    )
     return 0
 
 

@@ -5,8 +5,9 @@ import faiss
 import numpy as np
 import pytest
 
-import common.database as database_module
-from common.database import Database, DatabaseError
+import database.files as database_module
+from database import Database, DatabaseError
+from database.index import training_sample
 
 
 def unit_rows(count, seed, d=16):
@@ -187,7 +188,7 @@ def test_a_different_model_or_front_end_is_an_error_naming_both():
 
 
 def test_training_uses_a_bounded_sample():
-    sample = database_module._training_sample([unit_rows(1000, 1), unit_rows(500, 2)], 300, seed=0)
+    sample = training_sample([unit_rows(1000, 1), unit_rows(500, 2)], 300, seed=0)
     assert sample.shape == (300, 16)
-    again = database_module._training_sample([unit_rows(1000, 1), unit_rows(500, 2)], 300, seed=0)
+    again = training_sample([unit_rows(1000, 1), unit_rows(500, 2)], 300, seed=0)
     np.testing.assert_array_equal(sample, again)

@@ -6,7 +6,7 @@ import torch
 
 from common.audio import write_wav
 from common.config import run_script
-from common.database import Database
+from database import Database
 from generation import generate_index, update_index
 from generation.extract import extract_fingerprints, plan_songs
 from models import get_model
@@ -109,7 +109,7 @@ def test_update_index_adds_and_removes_songs_atomically(setup, capsys):
         identity=json.loads((setup / "fp_a" / "manifest.json").read_text())["identity"],
     ).save(setup / "db" / "demo.index")
     add = write_config(
-        setup / "add.json", index=str(setup / "db" / "demo.index"), add_fingerprint_dirs=[str(setup / "fp_b")]
+        setup / "add.json", database=str(setup / "db" / "demo.json"), add_fingerprint_dirs=[str(setup / "fp_b")]
     )
     assert (
         run_script(update_index.SCHEMA, "t", update_index.main, ["--config", str(add), "--set", "progress=false"]) == 0
@@ -118,7 +118,7 @@ def test_update_index_adds_and_removes_songs_atomically(setup, capsys):
     # adding the same songs again is refused and leaves the database as it was
     assert run_script(update_index.SCHEMA, "t", update_index.main, ["--config", str(add)]) == 2
     assert "b0' is already in the database" in capsys.readouterr().err
-    remove = write_config(setup / "remove.json", index=str(setup / "db" / "demo.index"), remove=["a0"])
+    remove = write_config(setup / "remove.json", database=str(setup / "db" / "demo.json"), remove=["a0"])
     assert run_script(update_index.SCHEMA, "t", update_index.main, ["--config", str(remove)]) == 0
     database = Database.load(setup / "db" / "demo.index")
     assert [(s.name, s.first_id) for s in database.songs] == [("b0", 0)]
@@ -129,7 +129,7 @@ def test_update_index_fingerprints_audio_folders_with_the_databases_model(setup)
     build_flat_index(setup)
     add = write_config(
         setup / "add.json",
-        index=str(setup / "db" / "demo.index"),
+        database=str(setup / "db" / "demo.json"),
         add_audio_dirs=[str(setup / "b")],
         weights=str(setup / "tiny.pt"),
         num_workers=0,
@@ -146,7 +146,7 @@ def test_adding_fingerprints_of_another_model_is_an_error_naming_both(setup, cap
     other = tiny_checkpoint(setup / "other.pt", seed=5)
     add = write_config(
         setup / "add.json",
-        index=str(setup / "db" / "demo.index"),
+        database=str(setup / "db" / "demo.json"),
         add_audio_dirs=[str(setup / "b")],
         weights=str(other),
     )

@@ -8,17 +8,12 @@ import types
 import numpy as np
 import pytest
 
-from evaluation.live import (
-    FileSource,
-    LiveSession,
-    MicrophoneSource,
-    MicrophoneUnavailable,
-    RingBuffer,
-    StabilityTracker,
-    import_pyaudio,
-    list_input_devices,
-)
 from evaluation.live_query import main as live_query_main
+from live.microphone import MicrophoneSource, MicrophoneUnavailable, import_pyaudio, list_input_devices
+from live.ring_buffer import RingBuffer
+from live.session import LiveSession
+from live.sources import FileSource
+from live.stability import StabilityTracker
 
 # ---------------------------------------------------------------- a fake PyAudio module
 
@@ -249,14 +244,14 @@ def test_stability_needs_the_same_song_with_the_offset_advancing_with_the_clock(
 class ScriptedRecognizer:
     """Reads the answer off the window: a sample holds song number + song time / 1000; 0 is unknown audio."""
 
-    def recognize(self, samples):
+    def identify(self, samples):
         if (samples == 0).any():
             match = types.SimpleNamespace(song=None, offset_seconds=0.0, score=0.1, ranked=[("song9", 0.0, 0.1)])
         else:
             number = int(samples[0])
             offset = round(float(samples[0] - number) * 1000, 2)
             match = types.SimpleNamespace(song=f"song{number}", offset_seconds=offset, score=1.0, ranked=[])
-        return match, 0.001
+        return match, 1.0, 0.0  # inference ms, search ms
 
 
 def scripted_stream(parts, sample_rate=100):
@@ -272,7 +267,7 @@ def test_session_reports_songs_in_order_once_each_when_a_song_resumes_after_a_bl
     # song2 resumes after a 1 s blip where the clock says, then jumps to a repeated section (song time 40 s).
     stream = scripted_stream([(1, 0, 12), (0, 0, 8), (2, 0, 6), (0, 0, 1), (2, 7, 6), (2, 40, 5), (1, 50, 5)])
     results = []
-    session = LiveSession(ScriptedRecognizer(), 100, duration_seconds=3, hop_seconds=1, stable_count=2,
+    session = LiveSession(ScriptedRecognizer(), 100, duration_seconds=3, step_seconds=1, stable_count=2,
                           on_result=results.append)  # fmt: skip
     summary = session.run(FileSource(stream, 100, speed=0))
     assert summary.song_names == ["song1", "song2", "song1"]
@@ -306,7 +301,7 @@ def test_session_with_a_fake_microphone_counts_overflows_and_stops_cleanly_on_ct
         if len(lines) == 6:
             raise KeyboardInterrupt
 
-    session = LiveSession(ScriptedRecognizer(), 100, duration_seconds=3, hop_seconds=1, stable_count=3,
+    session = LiveSession(ScriptedRecognizer(), 100, duration_seconds=3, step_seconds=1, stable_count=3,
                           on_result=interrupt_after_six)  # fmt: skip
     summary = session.run(MicrophoneSource(sample_rate=100, pyaudio_module=module))
     assert summary.interrupted and summary.windows == 6
@@ -317,29 +312,29 @@ def test_session_with_a_fake_microphone_counts_overflows_and_stops_cleanly_on_ct
 
 def test_session_that_falls_behind_skips_to_the_newest_window_and_counts_the_skips():
     class SlowRecognizer(ScriptedRecognizer):
-        def recognize(self, samples):
+        def identify(self, samples):
             time.sleep(0.1)  # 10x slower than the 100x real-time microphone below needs
-            return super().recognize(samples)
+            return super().identify(samples)
 
     stream = scripted_stream([(1, 0, 40)])
     module = fake_pyaudio({100: stream}, block_delay=0.001)  # 0.1 s blocks every ~1 ms: 100x real time
-    session = LiveSession(SlowRecognizer(), 100, duration_seconds=3, hop_seconds=1, stable_count=2)
+    session = LiveSession(SlowRecognizer(), 100, duration_seconds=3, step_seconds=1, stable_count=2)
     summary = session.run(MicrophoneSource(sample_rate=100, pyaudio_module=module))
     assert summary.skipped_windows > 0
     assert summary.windows + summary.skipped_windows == 40 - 3 + 1
 
 
 def test_audio_arriving_faster_than_the_buffer_holds_is_counted_as_dropped_not_a_crash(monkeypatch):
-    import evaluation.live as live
+    import live.session as live
 
-    monkeypatch.setattr(live, "RING_SLACK_SECONDS", 0.0)  # the buffer holds one window plus one hop
+    monkeypatch.setattr(live, "RING_SLACK_SECONDS", 0.0)  # the buffer holds one window plus one step
 
     class SlowRecognizer(ScriptedRecognizer):
-        def recognize(self, samples):
+        def identify(self, samples):
             time.sleep(0.01)
-            return super().recognize(samples)
+            return super().identify(samples)
 
-    session = LiveSession(SlowRecognizer(), 100, duration_seconds=3, hop_seconds=1, stable_count=2)
+    session = LiveSession(SlowRecognizer(), 100, duration_seconds=3, step_seconds=1, stable_count=2)
     summary = session.run(FileSource(scripted_stream([(1, 0, 40)]), 100, speed=1e6))
     assert session.ring.capacity == 400
     assert summary.dropped_samples > 0 and summary.skipped_windows > 0

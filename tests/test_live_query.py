@@ -11,11 +11,13 @@ import pytest
 import torch
 
 from common.audio import write_wav
-from common.database import Database
-from common.matcher import Matcher
-from evaluation.live import FileSource, LiveSession, Recognizer, run_live
+from database import Database
 from evaluation.live_query import SCHEMA
 from evaluation.live_query import main as live_query_main
+from live.session import LiveSession, run_live
+from live.sources import FileSource
+from matching.matcher import Matcher
+from matching.recognizer import Recognizer
 from models import get_model
 from models.checkpoint import model_identity, save_checkpoint
 from models.encoder import embed_samples, load_encoder
@@ -60,7 +62,8 @@ def live_setup(tmp_path_factory):
     recording = np.concatenate(parts) + 0.001 * np.random.default_rng(5).standard_normal(34 * SR).astype(np.float32)
     recording_path = folder / "recording.wav"
     write_wav(recording_path, recording, SR, subtype="FLOAT")
-    config = {"weights": str(weights), "index": str(index), "duration": 5.0, "hop": 1.0, "stable_count": 3}
+    config = {"weights": str(weights), "database": str(index.with_suffix(".json")), "duration": 5.0, "step": 1.0}
+    config["stable_count"] = 3
     config_path = folder / "live.json"
     config_path.write_text(json.dumps(config))
     return {
@@ -88,7 +91,9 @@ def threshold(live_setup):
     """A threshold between the scores of in-database windows and unrelated-audio windows, checked to separate them."""
     results = []
     matcher = Matcher(live_setup["database"], threshold=None)
-    session = LiveSession(Recognizer(live_setup["encoder"], matcher, 4000), SR, 5.0, 1.0, on_result=results.append)
+    session = LiveSession(
+        Recognizer(live_setup["encoder"], live_setup["database"], matcher), SR, 5.0, 1.0, on_result=results.append
+    )
     session.run(FileSource(live_setup["recording"], SR, speed=0))
     known = [r.score for r in results if window_kind(r.clock_seconds) in ("song1", "song3")]
     unknown = [r.score for r in results if window_kind(r.clock_seconds) is None]

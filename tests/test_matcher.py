@@ -3,8 +3,8 @@ import math
 import numpy as np
 import pytest
 
-from common.database import Database
-from common.matcher import Matcher, choose_threshold
+from database import Database
+from matching.matcher import Matcher, choose_threshold
 
 
 def unit_rows(count, seed, d=32):
@@ -130,7 +130,7 @@ def test_matching_many_queries_at_once_gives_the_same_answers(collection):
 
 
 def test_a_matcher_for_another_model_is_refused(collection):
-    from common.database import DatabaseError
+    from database import DatabaseError
 
     identity = {"model_str": "fingerprinter", "width": 1.0, "embedding_dim": 32, "model_id": "a", "frontend": {}}
     database = Database.build(collection, identity=identity)

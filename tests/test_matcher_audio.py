@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from common.audio import load_audio, write_wav
-from common.database import Database
-from common.matcher import Matcher, choose_threshold
+from database import Database
 from generation.extract import extract_fingerprints, load_fingerprint_folder, plan_songs
+from matching.matcher import Matcher, choose_threshold
 from models.checkpoint import model_identity
 from models.encoder import embed_samples, load_encoder
 from tests.signals import synth_song
@@ -82,7 +82,7 @@ def test_excerpts_at_the_very_start_and_end_of_songs_are_found(world):
 def test_querying_with_another_model_is_an_error_naming_both(world, tmp_path):
     import torch
 
-    from common.database import DatabaseError
+    from database import DatabaseError
     from models import get_model
     from models.checkpoint import save_checkpoint
 

@@ -6,7 +6,7 @@ import torch
 
 from common.audio import write_wav
 from common.config import ConfigError, run_script, validate
-from common.database import Database
+from database import Database
 from evaluation import offline
 from evaluation.models_under_test import parse_model_specs
 from evaluation.offline_protocol import SCHEMA, run_offline
@@ -40,7 +40,7 @@ def setup(tmp_path_factory):
 
 def offline_config(root, **changes):
     values = {
-        "models": [{"weights": str(root / "tiny.pt"), "index": str(root / "db.index")}],
+        "models": [{"weights": str(root / "tiny.pt"), "database": str(root / "db.json")}],
         "test_songs": [str(root / "test")],
         "unknown_songs": [str(root / "unknown")],
         "background_noises": str(root / "noise"),
@@ -97,7 +97,7 @@ def test_grid_aligned_clean_queries_of_database_audio_are_all_exact_hits(setup):
 
 
 def test_false_match_rate_follows_the_threshold(setup):
-    model = {"weights": str(setup / "tiny.pt"), "index": str(setup / "db.index")}
+    model = {"weights": str(setup / "tiny.pt"), "database": str(setup / "db.json")}
     cells = run_offline(
         offline_config(
             setup,
@@ -120,7 +120,7 @@ def test_the_script_reports_a_bad_model_entry_in_one_line(setup, tmp_path, capsy
     config.write_text(
         json.dumps(
             {
-                "models": [{"weights": str(setup / "tiny.pt"), "index": str(setup / "db.index"), "nprobes": 4}],
+                "models": [{"weights": str(setup / "tiny.pt"), "database": str(setup / "db.json"), "nprobes": 4}],
                 "test_songs": [str(setup / "test")],
                 "background_noises": str(setup / "noise"),
             }
@@ -128,7 +128,7 @@ def test_the_script_reports_a_bad_model_entry_in_one_line(setup, tmp_path, capsy
     )
     assert run_script(offline.SCHEMA, "offline", offline.main, ["--config", str(config)]) == 2
     assert "models[1]: unknown key 'nprobes' (did you mean 'nprobe'?)" in capsys.readouterr().err
-    with pytest.raises(ConfigError, match="missing required key 'index'"):
+    with pytest.raises(ConfigError, match="missing required key 'database'"):
         parse_model_specs([{"weights": str(setup / "tiny.pt")}], "cfg")
 
 

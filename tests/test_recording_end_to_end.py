@@ -90,7 +90,7 @@ def pipeline(tmp_path_factory):
 
 def test_pipeline_produces_the_paper_table_and_a_by_construction_model_scores_100_percent(pipeline, capsys):
     root = pipeline
-    model = {"weights": str(root / "tiny.pt"), "index": str(root / "db" / "e2e.index")}
+    model = {"weights": str(root / "tiny.pt"), "database": str(root / "db" / "e2e.json")}
     config = write_config(
         root / "recording.json",
         # Majority vote with one neighbour: each row's nearest vector is itself (a random-weight model
@@ -147,7 +147,7 @@ def test_a_playlist_song_missing_from_the_database_counts_as_out_of_database(pip
     )
     config = write_config(
         root / "recording_stranger.json",
-        models=[{"weights": str(root / "tiny.pt"), "index": str(root / "db" / "e2e.index"), "threshold": 0.99}],
+        models=[{"weights": str(root / "tiny.pt"), "database": str(root / "db" / "e2e.json"), "threshold": 0.99}],
         recording_wavs=[str(root / "clean" / "clean.wav")],
         csv_path=str(playlist),
         true_songs=str(root / "songs"),
@@ -170,7 +170,7 @@ def test_slicing_shared_embeddings_gives_the_answers_of_embedding_each_query_alo
     for shared in (True, False):
         config = write_config(
             root / f"recording_shared_{shared}.json",
-            models=[{"weights": str(root / "tiny.pt"), "index": str(root / "db" / "e2e.index")}],
+            models=[{"weights": str(root / "tiny.pt"), "database": str(root / "db" / "e2e.json")}],
             recording_wavs=[str(root / "noisy" / "high_t.wav")],
             csv_path=str(root / "noisy" / "truth.csv"),
             true_songs=str(root / "songs"),

@@ -1,4 +1,4 @@
-"""Query matching (SPEC 6.1): query embeddings -> (song, offset in the song, score), or no match.
+"""Query matching (docs/database.md): query embeddings -> (song, offset in the song, score), or no match.
 
 Sequence search ("sequence", the default). Query row i (window starting 0.5 i s into the
 query) is searched for its ``neighbors`` nearest database vectors. Each hit id (faiss's -1
@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from common.database import Database
+from database import Database
 
 METHODS = ("sequence", "vote")
 NO_CANDIDATE_SCORE = {"sequence": -1.0, "vote": 0.0}  # the lowest score each method can give

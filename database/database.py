@@ -1,129 +1,44 @@
-"""The fingerprint database: a faiss inner-product index plus the song table (SPEC 6).
+"""The fingerprint database: a faiss inner-product index plus the song table.
+
+``Database`` builds, extends, shrinks, saves and loads one; the pieces it wires live beside it:
+``database.songs`` (the song table and its checks), ``database.index`` (faiss: building,
+training, nprobe) and ``database.files`` (the files on disk, replaced together). See
+docs/database.md.
 
 Vector ids are consecutive: song k owns ids ``first_id .. first_id + count - 1`` and row j of
 its fingerprints (window j, starting at ``j * hop_seconds`` s) has id ``first_id + j``.
 ``locate`` maps an id back to (song, row) by binary search over the first ids.
-
-Files written by ``save`` (all beside each other, replaced together, see ``_commit_files``):
-
-- ``<name>.index``: the faiss index (``faiss.write_index``).
-- ``<name>.json``: the song table and everything needed to use the index (format version,
-  model identity incl. front end, d, factory string, hop, per song name/first id/count/
-  duration/source), plus the size and a digest of each data file so that a pair left
-  mismatched by a crash is detected and the previous pair restored.
-- ``<name>.vectors.npy``: only for indexes that cannot return their vectors exactly (PQ, SQ,
-  anything but a flat index). A float16 copy of every vector, memory-mapped on load so that
-  the matcher reads only the rows it scores. Why a copy beside the index and not the
-  fingerprint folder: the database stays usable (and consistent under add/remove) when the
-  fingerprint folder is moved or deleted, and float16 halves its size; unit vectors lose less
-  than 1e-3 in their inner products. Flat indexes hold exact float32 vectors already, so they
-  are read back with ``reconstruct_n`` and get no copy.
 """
 
 from __future__ import annotations
 
 import bisect
-import contextlib
-import hashlib
-import json
 import os
-import warnings
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import faiss
 import numpy as np
 
-from common.errors import UserError
+from database.errors import DatabaseError
+from database.files import (
+    FORMAT,
+    FORMAT_VERSION,
+    VECTOR_STORE_DTYPE,
+    default_index_path,
+    default_json_path,
+    read_database_files,
+    read_table,
+    vectors_path,
+    write_database_files,
+)
+from database.index import is_flat, new_index, set_index_nprobe
+from database.songs import SongEntry, SongInput, check_songs, describe_identity
+from models.frontend import FrontEndConfig
 
-FORMAT = "deep-audio-fingerprint-database"
-FORMAT_VERSION = 1
-VECTOR_STORE_DTYPE = np.float16
 # Rows added to faiss (and copied between files) per step: bounds memory to about 50 MB at d=128.
 DEFAULT_CHUNK_ROWS = 100_000
-# Bytes read from each end of a data file for its digest (a full hash of a 5 GB index is slow).
-_DIGEST_EDGE_BYTES = 1 << 20
-
-
-class DatabaseError(UserError):
-    """A database that cannot be built, read or used as asked; the message names the file or song."""
-
-
-@dataclass
-class SongEntry:
-    """One row of the song table."""
-
-    name: str  # unique song name (file stem; disambiguated when two files share a stem)
-    first_id: int  # faiss id of the song's row 0
-    count: int  # number of vectors (J)
-    duration: float  # seconds
-    source: str = ""  # source audio path ("" if unknown)
-
-
-SongInput = tuple[str, np.ndarray, float, str]  # (name, (J, d) float32 vectors, duration s, source)
-
-
-def describe_identity(identity: dict | None) -> str:
-    """One-line description of a model identity for error messages."""
-    if not identity:
-        return "an unknown model"
-    frontend = identity.get("frontend") or {}
-    front = ", ".join(f"{key}={frontend[key]}" for key in sorted(frontend))
-    return (
-        f"{identity.get('model_str')} (width {identity.get('width')}, d {identity.get('embedding_dim')}, "
-        f"weights {identity.get('model_id')}; front end {front or 'unknown'})"
-    )
-
-
-def _is_flat(index: faiss.Index) -> bool:
-    return isinstance(faiss.downcast_index(index), faiss.IndexFlat)
-
-
-def _file_digest(path: Path) -> dict:
-    size = path.stat().st_size
-    digest = hashlib.sha256(str(size).encode())
-    with open(path, "rb") as handle:
-        digest.update(handle.read(_DIGEST_EDGE_BYTES))
-        if size > _DIGEST_EDGE_BYTES:
-            handle.seek(max(_DIGEST_EDGE_BYTES, size - _DIGEST_EDGE_BYTES))
-            digest.update(handle.read())
-    return {"bytes": size, "digest": digest.hexdigest()[:32]}
-
-
-def _fsync(path: Path) -> None:
-    with open(path, "rb+") as handle:
-        os.fsync(handle.fileno())
-
-
-def _prev_path(path: Path) -> Path:
-    return path.with_name(path.name + ".prev")
-
-
-def _commit_files(pairs: list[tuple[Path, Path]], json_tmp: Path, json_path: Path) -> None:
-    """Move finished temporary files onto their targets so that a crash leaves a usable database.
-
-    Order: hard-link every existing target (data files and JSON) to ``<target>.prev``; replace
-    the data files; replace the JSON last (the commit point); delete the ``.prev`` links. A crash
-    before the JSON is replaced leaves the old JSON, whose recorded digests no longer match the
-    new data files: ``Database.load`` then restores the ``.prev`` files (the previous pair).
-    """
-    for target in [target for _, target in pairs] + [json_path]:
-        prev = _prev_path(target)
-        with contextlib.suppress(FileNotFoundError):
-            prev.unlink()
-        if target.exists():
-            os.link(target, prev)
-    for tmp, target in pairs:
-        os.replace(tmp, target)
-    os.replace(json_tmp, json_path)
-    for target in [target for _, target in pairs] + [json_path]:
-        with contextlib.suppress(FileNotFoundError):
-            _prev_path(target).unlink()
-
-
-def _temporary_beside(target: Path) -> Path:
-    return target.with_name(f".{target.name}.{os.getpid()}.tmp{target.suffix}")
 
 
 class Database:
@@ -155,7 +70,7 @@ class Database:
         self.nprobe: int | None = None
         # Exact vectors per song for non-flat indexes (ndarray, or slices of the memory-mapped
         # float16 store after load); None for flat indexes, which reconstruct exactly.
-        self._song_arrays = None if _is_flat(index) else list(song_arrays or [])
+        self._song_arrays = None if is_flat(index) else list(song_arrays or [])
         self._store: np.ndarray | None = None  # the loaded float16 store, indexed by vector id
         self._first_ids: list[int] = []
         self._refresh_table()
@@ -167,7 +82,7 @@ class Database:
         songs: Sequence[SongInput],
         factory: str = "Flat",
         identity: dict | None = None,
-        hop_seconds: float = 0.5,
+        hop_seconds: float = FrontEndConfig().default_hop_seconds,
         max_train_vectors: int = 100_000,
         seed: int = 0,
         chunk_rows: int = DEFAULT_CHUNK_ROWS,
@@ -184,23 +99,12 @@ class Database:
         songs = list(songs)
         if not songs:
             raise DatabaseError("cannot build a database from no songs")
-        d = _check_songs(songs, None, set())
+        d = check_songs(songs, None, set())
         if identity is not None and int(identity.get("embedding_dim", d)) != d:
             raise DatabaseError(
                 f"vectors have d={d} but the model {describe_identity(identity)} makes d={identity['embedding_dim']}"
             )
-        try:
-            index = faiss.index_factory(d, factory, faiss.METRIC_INNER_PRODUCT)
-        except RuntimeError as error:
-            raise DatabaseError(f"faiss cannot build index '{factory}': {_faiss_message(error)}") from None
-        if not index.is_trained:
-            sample = _training_sample([song[1] for song in songs], max_train_vectors, seed)
-            try:
-                index.train(sample)
-            except RuntimeError as error:
-                raise DatabaseError(
-                    f"faiss cannot train '{factory}' on {len(sample)} vectors: {_faiss_message(error)}"
-                ) from None
+        index = new_index(d, factory, [song[1] for song in songs], max_train_vectors, seed)
         database = cls(index, [], identity, factory, hop_seconds, fingerprint_dir=fingerprint_dir)
         database._append(songs, chunk_rows, progress)
         return database
@@ -210,7 +114,7 @@ class Database:
     ) -> None:
         """Append songs without retraining; refuses a name already present (DatabaseError)."""
         songs = list(songs)
-        _check_songs(songs, self.d, {song.name for song in self.songs})
+        check_songs(songs, self.d, {song.name for song in self.songs})
         self._append(songs, chunk_rows, progress)
 
     def remove_songs(self, names: Iterable[str]) -> None:
@@ -226,7 +130,7 @@ class Database:
             raise DatabaseError(f"cannot remove song(s) not in the database: {', '.join(missing)}")
         doomed = sorted({present[name] for name in names}, reverse=True)
         self._store = None
-        if _is_flat(self.index):
+        if is_flat(self.index):
             for number in doomed:  # from the end, so earlier first ids stay valid
                 song = self.songs[number]
                 self.index.remove_ids(faiss.IDSelectorRange(song.first_id, song.first_id + song.count))
@@ -348,15 +252,9 @@ class Database:
 
     # ----------------------------------------------------------------------------- parameters
     def set_nprobe(self, nprobe: int) -> None:
-        """Number of inverted lists searched per query, through faiss.ParameterSpace; no-op without IVF."""
-        if nprobe < 1:
-            raise DatabaseError(f"nprobe must be at least 1, got {nprobe}")
-        try:
-            faiss.extract_index_ivf(self.index)
-        except RuntimeError:
-            return  # no inverted lists (Flat, PQ, HNSW...): nothing to set
-        faiss.ParameterSpace().set_index_parameter(self.index, "nprobe", int(nprobe))
-        self.nprobe = int(nprobe)
+        """Number of inverted lists searched per query; no-op without IVF."""
+        if set_index_nprobe(self.index, nprobe):
+            self.nprobe = int(nprobe)
 
     def check_compatible(self, identity: dict | None) -> None:
         """DatabaseError naming both models when ``identity`` differs from the one that built the index."""
@@ -376,13 +274,8 @@ class Database:
             )
 
     # ----------------------------------------------------------------------------- files
-    @staticmethod
-    def default_json_path(index_path: str | os.PathLike) -> Path:
-        return Path(index_path).with_suffix(".json")
-
-    @staticmethod
-    def vectors_path(index_path: str | os.PathLike) -> Path:
-        return Path(index_path).with_suffix(".vectors.npy")
+    default_json_path = staticmethod(default_json_path)
+    vectors_path = staticmethod(vectors_path)
 
     def save(self, index_path: str | os.PathLike, json_path: str | os.PathLike | None = None) -> None:
         """Write the index, the JSON (and the float16 vector store for non-flat indexes) atomically.
@@ -390,47 +283,23 @@ class Database:
         A crash at any moment leaves either the previous set of files or the new one loadable.
         """
         index_path = Path(index_path)
-        json_path = Path(json_path) if json_path is not None else self.default_json_path(index_path)
-        index_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.parent.mkdir(parents=True, exist_ok=True)
-        temporaries: list[Path] = []
-        try:
-            index_tmp = _temporary_beside(index_path)
-            temporaries.append(index_tmp)
-            faiss.write_index(self.index, str(index_tmp))
-            _fsync(index_tmp)
-            pairs = [(index_tmp, index_path)]
-            files = {"index": {"file": index_path.name, **_file_digest(index_tmp)}}
-            vectors_path = self.vectors_path(index_path)
-            if self._song_arrays is not None:
-                vectors_tmp = _temporary_beside(vectors_path)
-                temporaries.append(vectors_tmp)
-                self._write_vector_store(vectors_tmp)
-                pairs.append((vectors_tmp, vectors_path))
-                files["vectors"] = {"file": vectors_path.name, "dtype": "float16", **_file_digest(vectors_tmp)}
-            table = {
-                "format": FORMAT,
-                "format_version": FORMAT_VERSION,
-                "identity": self.identity,
-                "d": self.d,
-                "factory": self.factory,
-                "metric": "inner_product",
-                "hop_seconds": self.hop_seconds,
-                "ntotal": self.ntotal,
-                "nprobe": self.nprobe,
-                "fingerprint_dir": self.fingerprint_dir,
-                "files": files,
-                "songs": [asdict(song) for song in self.songs],
-            }
-            json_tmp = _temporary_beside(json_path)
-            temporaries.append(json_tmp)
-            json_tmp.write_text(json.dumps(table, indent=1) + "\n", encoding="utf-8")
-            _fsync(json_tmp)
-            _commit_files(pairs, json_tmp, json_path)
-        finally:
-            for tmp in temporaries:
-                with contextlib.suppress(FileNotFoundError):
-                    tmp.unlink()
+        json_path = Path(json_path) if json_path is not None else default_json_path(index_path)
+        table = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "identity": self.identity,
+            "d": self.d,
+            "factory": self.factory,
+            "metric": "inner_product",
+            "hop_seconds": self.hop_seconds,
+            "ntotal": self.ntotal,
+            "nprobe": self.nprobe,
+            "fingerprint_dir": self.fingerprint_dir,
+            "files": None,  # filled in by write_database_files
+            "songs": [asdict(song) for song in self.songs],
+        }
+        write_vectors = self._write_vector_store if self._song_arrays is not None else None
+        write_database_files(self.index, table, index_path, json_path, write_vectors)
 
     def _write_vector_store(self, path: Path) -> None:
         store = np.lib.format.open_memmap(path, mode="w+", dtype=VECTOR_STORE_DTYPE, shape=(self.ntotal, self.d))
@@ -442,37 +311,22 @@ class Database:
         del store
 
     @classmethod
+    def open(cls, json_path: str | os.PathLike) -> Database:
+        """Read the database whose JSON is ``json_path``; its index file is the one the JSON names, beside it."""
+        json_path = Path(json_path)
+        table = read_table(json_path)
+        index_file = (table.get("files") or {}).get("index", {}).get("file") or default_index_path(json_path).name
+        return cls.load(json_path.parent / index_file, json_path)
+
+    @classmethod
     def load(cls, index_path: str | os.PathLike, json_path: str | os.PathLike | None = None) -> Database:
         """Read a database written by ``save``; restores the previous files after an interrupted save."""
         index_path = Path(index_path)
-        json_path = Path(json_path) if json_path is not None else cls.default_json_path(index_path)
-        table = _read_table(json_path)
-        data_files = {"index": index_path}
-        if "vectors" in table["files"]:
-            data_files["vectors"] = index_path.parent / table["files"]["vectors"]["file"]
-        if not all(_matches(data_files[key], table["files"][key]) for key in data_files):
-            prevs = {key: _prev_path(path) for key, path in data_files.items()}
-            if all(_matches(prevs[key], table["files"][key]) for key in data_files):
-                warnings.warn(
-                    f"{index_path}: an interrupted update left files that do not match {json_path}; "
-                    "restoring the previous database",
-                    stacklevel=2,
-                )
-                for key, path in data_files.items():
-                    os.replace(prevs[key], path)
-            else:
-                missing = [str(path) for path in data_files.values() if not path.exists()]
-                if missing:
-                    raise DatabaseError(f"{json_path}: database file(s) missing: {', '.join(missing)}")
-                raise DatabaseError(f"{index_path}: does not match {json_path} (written by another save?)")
-        try:
-            index = faiss.read_index(str(index_path))
-        except RuntimeError as error:
-            raise DatabaseError(f"{index_path}: faiss cannot read the index ({_faiss_message(error)})") from None
+        json_path = Path(json_path) if json_path is not None else default_json_path(index_path)
+        table, index, store = read_database_files(index_path, json_path)
         songs = [SongEntry(**song) for song in table["songs"]]
         song_arrays = None
-        if "vectors" in data_files:
-            store = np.load(data_files["vectors"], mmap_mode="r")
+        if store is not None:
             song_arrays = [store[song.first_id : song.first_id + song.count] for song in songs]
         database = cls(
             index,
@@ -490,68 +344,3 @@ class Database:
         if table.get("nprobe"):
             database.set_nprobe(int(table["nprobe"]))
         return database
-
-
-# --------------------------------------------------------------------------------- helpers
-def _faiss_message(error: Exception) -> str:
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    for line in lines:
-        if line.startswith("Error:"):
-            return line
-    return lines[-1] if lines else type(error).__name__
-
-
-def _check_songs(songs: Sequence[SongInput], d: int | None, taken: set[str]) -> int:
-    """Validate (name, vectors, duration, source) tuples; returns d."""
-    seen = set(taken)
-    for name, vectors, _duration, _source in songs:
-        if name in seen:
-            where = "already in the database" if name in taken else "given twice"
-            raise DatabaseError(f"song '{name}' is {where}")
-        seen.add(name)
-        if vectors.ndim != 2 or len(vectors) == 0:
-            raise DatabaseError(
-                f"song '{name}': expected a non-empty (J, d) array of vectors, got shape {vectors.shape}"
-            )
-        if d is None:
-            d = int(vectors.shape[1])
-        if vectors.shape[1] != d:
-            raise DatabaseError(f"song '{name}': vectors have d={vectors.shape[1]}, the database has d={d}")
-    return d
-
-
-def _training_sample(arrays: list[np.ndarray], max_vectors: int, seed: int) -> np.ndarray:
-    """At most ``max_vectors`` rows drawn uniformly without replacement across all songs (float32)."""
-    counts = np.array([len(array) for array in arrays], dtype=np.int64)
-    total = int(counts.sum())
-    if total <= max_vectors:
-        return np.ascontiguousarray(np.concatenate([np.asarray(a, dtype=np.float32) for a in arrays]))
-    chosen = np.sort(np.random.default_rng(seed).choice(total, size=max_vectors, replace=False))
-    starts = np.concatenate([[0], np.cumsum(counts)])
-    parts = []
-    for number, array in enumerate(arrays):
-        lo, hi = np.searchsorted(chosen, [starts[number], starts[number + 1]])
-        if hi > lo:
-            parts.append(np.asarray(array[chosen[lo:hi] - starts[number]], dtype=np.float32))
-    return np.ascontiguousarray(np.concatenate(parts))
-
-
-def _read_table(json_path: Path) -> dict:
-    try:
-        table = json.loads(json_path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DatabaseError(f"{json_path}: database JSON not found") from None
-    except (OSError, json.JSONDecodeError) as error:
-        raise DatabaseError(f"{json_path}: cannot read database JSON ({error})") from None
-    if not isinstance(table, dict) or table.get("format") != FORMAT:
-        raise DatabaseError(f"{json_path}: not a database JSON of this toolkit (no '{FORMAT}' marker)")
-    if table.get("format_version", 0) > FORMAT_VERSION:
-        raise DatabaseError(f"{json_path}: format version {table['format_version']} is newer than this code")
-    return table
-
-
-def _matches(path: Path, recorded: dict) -> bool:
-    return path.is_file() and _file_digest(path) == {"bytes": recorded["bytes"], "digest": recorded["digest"]}
-
-
-__all__ = ["Database", "DatabaseError", "SongEntry", "describe_identity"]

@@ -1,0 +1,291 @@
+"""Live recognition: audio keeps arriving, and every step the last few seconds are matched.
+
+The pieces, in the order audio flows through them, one module each in ``live/``:
+
+- ``ring_buffer.RingBuffer``: the most recent samples (fixed capacity), written by an audio
+  source's thread and read by the recogniser, addressed by absolute sample position.
+- Audio sources fill it: ``microphone.MicrophoneSource`` (a PyAudio input stream whose callback
+  writes into the buffer; no blocking read-then-process) and ``sources.FileSource`` (a recording
+  played into the buffer at real time, ``speed`` times faster, or synchronously as fast as possible).
+- ``matching.recognizer.Recognizer``: one window of samples -> embeddings -> ``Match``, timed.
+- ``stability.StabilityTracker``: consecutive windows that agree (same song, offset advancing
+  with the audio clock) make a stable match.
+- This module: ``LiveSession``, the loop that waits for each step, recognises, reports a line
+  and at the end a ``LiveSummary``; ``run_live`` wires everything from a config, as
+  ``evaluation/live_query.py`` does.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from common.audio import load_audio
+from common.devices import resolve_device
+from common.errors import UserError
+from live.microphone import MicrophoneSource
+from live.ring_buffer import RingBuffer, WindowOverwritten
+from live.sources import FileSource
+from live.stability import StabilityTracker, StableMatch
+from matching.recognizer import Recognizer
+
+# How far (s) the recogniser may fall behind the audio before unread samples are overwritten.
+RING_SLACK_SECONDS = 10.0
+
+
+@dataclass
+class WindowResult:
+    """One recognised window. ``clock_seconds``: audio time at the window's end (since the stream began)."""
+
+    index: int
+    clock_seconds: float
+    wall_time: datetime
+    song: str | None
+    offset_seconds: float  # where the window starts in the song
+    score: float
+    best_candidate: tuple[str, float, float] | None  # (song, offset s, score) even for "no match"
+    latency_seconds: float
+    run_length: int  # consecutive agreeing windows, this one included
+    stable: bool
+    new_stable_song: bool  # this window made a stable match of a song other than the last stable one
+
+    def line(self, stable_count: int) -> str:
+        head = f"{self.wall_time:%H:%M:%S}  audio {self.clock_seconds:7.1f} s  "
+        tail = f"  latency {self.latency_seconds * 1000:6.1f} ms"
+        if self.song is None:
+            best = ""
+            if self.best_candidate is not None:
+                best = f"  (best {self.best_candidate[0]} score {self.best_candidate[2]:.3f})"
+            return f"{head}no match{best}{tail}"
+        agreement = f"  [stable {self.run_length}]" if self.stable else f"  [agree {self.run_length}/{stable_count}]"
+        text = f"{head}{self.song}  offset {self.offset_seconds:7.1f} s  score {self.score:.3f}{tail}{agreement}"
+        if self.new_stable_song:
+            text += f"\n{head}== stable match: {self.song} (offset {self.offset_seconds:.1f} s)"
+        return text
+
+
+@dataclass
+class LiveSummary:
+    """What a live session heard.
+
+    ``songs``: the stable matches in the order they were recognised, one entry per change of song
+    (a song that becomes stable again before another song did is not listed twice, so a song
+    played twice in a row is listed once).
+    """
+
+    songs: list[StableMatch] = field(default_factory=list)
+    windows: int = 0
+    no_match: int = 0
+    skipped_windows: int = 0  # steps not recognised because recognition fell behind the audio
+    latencies: list[float] = field(default_factory=list)
+    input_overflows: int = 0  # blocks the audio device reported as overflowed (input lost)
+    dropped_samples: int = 0  # samples overwritten in the ring buffer before being read
+    audio_seconds: float = 0.0
+    wall_seconds: float = 0.0
+    interrupted: bool = False
+
+    @property
+    def song_names(self) -> list[str]:
+        return [match.song for match in self.songs]
+
+    @property
+    def mean_latency(self) -> float:
+        return float(np.mean(self.latencies)) if self.latencies else float("nan")
+
+    def text(self) -> str:
+        latency = (
+            f"mean {self.mean_latency * 1000:.1f} ms, max {max(self.latencies) * 1000:.1f} ms"
+            if self.latencies
+            else "n/a"
+        )
+        lines = [
+            "summary" + (" (stopped by Ctrl-C)" if self.interrupted else ""),
+            f"  audio {self.audio_seconds:.1f} s in {self.wall_seconds:.1f} s wall time; "
+            f"{self.windows} windows, {self.no_match} no match, {self.skipped_windows} skipped (recognition behind)",
+            f"  latency {latency}",
+            f"  input overflows {self.input_overflows}, ring buffer samples dropped {self.dropped_samples}",
+            f"  songs recognised in order ({len(self.songs)}):",
+        ]
+        lines += [
+            f"    {match.clock_seconds:7.1f} s  {match.song}  (offset {match.offset_seconds:.1f} s)"
+            for match in self.songs
+        ] or ["    none"]
+        return "\n".join(lines)
+
+
+class LiveSession:
+    """Every ``step_seconds`` of audio, recognise the last ``duration_seconds``; report and summarise.
+
+    Windows end on a fixed grid (``duration``, ``duration + step``, ... seconds into the stream),
+    so what is recognised does not depend on timing; when recognition falls more than a step
+    behind, the session jumps to the newest full window and counts the steps it skipped.
+    ``recognizer`` is a ``matching.recognizer.Recognizer`` (anything with its ``identify``).
+    """
+
+    def __init__(
+        self,
+        recognizer,
+        sample_rate: int,
+        duration_seconds: float = 5.0,
+        step_seconds: float = 1.0,
+        stable_count: int = 3,
+        offset_tolerance_seconds: float = 0.75,
+        on_result: Callable[[WindowResult], None] | None = None,
+    ):
+        if step_seconds <= 0:
+            raise UserError(f"step must be positive, got {step_seconds} s")
+        self.recognizer = recognizer
+        self.sample_rate = sample_rate
+        self.duration_samples = int(round(duration_seconds * sample_rate))
+        self.step_samples = max(1, int(round(step_seconds * sample_rate)))
+        self.tracker = StabilityTracker(stable_count, offset_tolerance_seconds)
+        self.on_result = on_result
+        self.ring = RingBuffer(self.duration_samples + self.step_samples + int(RING_SLACK_SECONDS * sample_rate))
+
+    def _recognize_window(self, end: int, summary: LiveSummary) -> WindowResult:
+        try:
+            window = self.ring.read(end, self.duration_samples)
+        except ValueError as error:
+            raise WindowOverwritten(str(error)) from None
+        match, inference_ms, search_ms = self.recognizer.identify(window)
+        latency = (inference_ms + search_ms) / 1000.0
+        clock = end / self.sample_rate
+        was_stable = self.tracker.stable
+        run_length = self.tracker.update(match.song, match.offset_seconds, clock)
+        result = WindowResult(
+            index=summary.windows,
+            clock_seconds=clock,
+            wall_time=datetime.now(),
+            song=match.song,
+            offset_seconds=match.offset_seconds,
+            score=match.score,
+            best_candidate=tuple(match.ranked[0]) if match.ranked else None,
+            latency_seconds=latency,
+            run_length=run_length,
+            stable=self.tracker.stable,
+            # A song that becomes stable again after a blip, or at another alignment (music repeats its
+            # sections, so a window can match an earlier repeat), is still the song that is playing.
+            new_stable_song=self.tracker.stable
+            and not was_stable
+            and (not summary.songs or summary.songs[-1].song != match.song),
+        )
+        summary.windows += 1
+        summary.no_match += match.song is None
+        summary.latencies.append(latency)
+        if result.new_stable_song:
+            summary.songs.append(StableMatch(match.song, clock, match.offset_seconds))
+        return result
+
+    def run(self, source, max_seconds: float | None = None, on_start: Callable[[], None] | None = None) -> LiveSummary:
+        """Recognise from ``source`` until it ends, ``max_seconds`` of audio were heard, or Ctrl-C.
+
+        ``on_start`` is called once the source is running (the microphone opened).
+        """
+        summary = LiveSummary()
+        limit = None if max_seconds is None else int(round(max_seconds * self.sample_rate))
+        started = time.monotonic()
+        next_end = self.duration_samples
+        source.start(self.ring)
+        try:
+            if on_start is not None:
+                on_start()
+            while limit is None or next_end <= limit:
+                if self.ring.written < next_end:
+                    if not source.advance(next_end):
+                        break
+                    continue
+                behind = (self.ring.written - next_end) // self.step_samples
+                if limit is not None:
+                    behind = min(behind, (limit - next_end) // self.step_samples)
+                next_end += behind * self.step_samples
+                summary.skipped_windows += behind
+                try:
+                    result = self._recognize_window(next_end, summary)
+                except WindowOverwritten:  # the source raced ahead by more than the buffer holds
+                    continue
+                if self.on_result is not None:
+                    self.on_result(result)
+                next_end += self.step_samples
+        except KeyboardInterrupt:
+            summary.interrupted = True
+        finally:
+            source.stop()
+        heard = self.ring.written if limit is None else min(self.ring.written, limit)
+        summary.audio_seconds = heard / self.sample_rate
+        summary.wall_seconds = time.monotonic() - started
+        summary.input_overflows = source.input_overflows
+        summary.dropped_samples = self.ring.dropped
+        return summary
+
+
+def check_settings(config: dict) -> None:
+    """UserError naming the key for values the schema's types alone cannot rule out."""
+    rules = [
+        ("duration", config["duration"] >= 1.0, "at least one 1 s window"),
+        ("step", config["step"] > 0, "positive"),
+        ("neighbors", config["neighbors"] >= 1, "at least 1"),
+        ("nprobe", config["nprobe"] is None or config["nprobe"] >= 1, "at least 1 (or null)"),
+        ("stable_count", config["stable_count"] >= 1, "at least 1"),
+        ("offset_tolerance", config["offset_tolerance"] >= 0, "zero or positive"),
+    ]
+    for key, valid, requirement in rules:
+        if not valid:
+            raise UserError(
+                f"{getattr(config, 'source', None) or 'config'}: {key} must be {requirement}, got {config[key]}"
+            )
+
+
+def run_live(
+    config: dict,
+    input_path: str | os.PathLike | None = None,
+    device_index: int | None = None,
+    speed: float = 1.0,
+    max_seconds: float | None = None,
+    pyaudio_module=None,
+    out: Callable[[str], None] | None = None,
+) -> LiveSummary:
+    """Load model and database from a live_query config, listen (microphone or ``input_path``), report.
+
+    Config keys are documented in ``evaluation/live_query.py`` and docs/live.md.
+    """
+    out = out or (lambda line: print(line, flush=True))
+    check_settings(config)
+    recognizer = Recognizer.load(
+        config["weights"],
+        config["database"],
+        resolve_device(config["device"]),
+        neighbors=config["neighbors"],
+        threshold=config["threshold"],
+        method=config["method"],
+        nprobe=config["nprobe"],
+    )
+    database, sample_rate = recognizer.database, recognizer.sample_rate
+    session = LiveSession(
+        recognizer,
+        sample_rate,
+        duration_seconds=config["duration"],
+        step_seconds=config["step"],
+        stable_count=config["stable_count"],
+        offset_tolerance_seconds=config["offset_tolerance"],
+        on_result=lambda result: out(result.line(config["stable_count"])),
+    )
+    if input_path is not None:
+        source = FileSource(
+            load_audio(input_path, sr=sample_rate, min_samples=session.duration_samples), sample_rate, speed
+        )
+        listening = f"listening to {Path(input_path)} " + (
+            "as fast as possible" if source.synchronous else f"at {speed:g}x real time"
+        )
+    else:
+        source = MicrophoneSource(device_index, sample_rate, pyaudio_module)
+        listening = "listening to the microphone (Ctrl-C stops)"
+    out(f"database: {len(database.songs)} songs; windows of {config['duration']:g} s every {config['step']:g} s")
+    summary = session.run(source, max_seconds, on_start=lambda: out(listening))
+    out(summary.text())
+    return summary
