@@ -1,4 +1,4 @@
-"""Audio augmentation transforms for contrastive training (SPEC 4.2).
+"""Audio augmentation transforms for contrastive training (docs/training.md).
 
 One small class per transform; the constructor holds the parameters, ``randomize(rng, ...)``
 draws from a generator passed in, ``apply(samples, params)`` does the signal processing, so a

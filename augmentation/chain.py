@@ -1,4 +1,4 @@
-"""The positive-view augmentation chain of SPEC 4.2: noise -> impulse response -> cut-off filters."""
+"""The positive-view augmentation chain (docs/training.md): noise -> impulse response -> cut-off filters."""
 
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ class AugmentationChain:
         freq_cut: bool,
         sr: int = SAMPLE_RATE,
     ) -> tuple[AugmentationChain, list[str]]:
-        """The SPEC 4.2 chain with its published probabilities; returns (chain, skipped-file lines)."""
+        """The chain with its published probabilities; returns (chain, skipped-file lines)."""
         noises, skipped_noise = load_clip_set(noise_folder, sr)
         responses, skipped_ir = load_clip_set(impulse_folder, sr)
         chain = cls(

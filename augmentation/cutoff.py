@@ -1,4 +1,4 @@
-"""Cut-off frequency augmentation (SPEC 4.2, step 3): a phone-like band limit.
+"""Cut-off frequency augmentation (docs/training.md, augmentation step 3): a phone-like band limit.
 
 A low-pass at 2-3 kHz followed by a high-pass at 0.5-1 kHz, both causal Butterworth filters
 whose roll-off is drawn from 12..36 dB/octave (order = roll-off / 6). Cut-offs are uniform on

@@ -1,4 +1,4 @@
-"""Impulse-response convolution: room and device colouring (SPEC 4.2, step 2)."""
+"""Impulse-response convolution: room and device colouring (docs/training.md, augmentation step 2)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Background noise mixed in at a target signal-to-noise ratio (SPEC 4.2, step 1)."""
+"""Background noise mixed in at a target signal-to-noise ratio (docs/training.md, augmentation step 1)."""
 
 from __future__ import annotations
 

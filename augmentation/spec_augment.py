@@ -1,4 +1,4 @@
-"""SpecAugment on a log-mel batch (SPEC 4.2): one time-frequency rectangle set to the dB floor."""
+"""SpecAugment on a log-mel batch (docs/training.md): one time-frequency rectangle set to the dB floor."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Time-offset jitter of the positive window (SPEC 4.2): the query never sits on the grid."""
+"""Time-offset jitter of the positive window (docs/training.md): the query never sits on the grid."""
 
 from __future__ import annotations
 

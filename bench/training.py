@@ -7,7 +7,7 @@
    pipeline that decodes the song file and one noise and one IR file and builds the
    augmentation objects for every item (as the reference did).
 2. Each numpy/scipy transform against the audiomentations transform doing the same job, per
-   1 s window, which is how the implementation was chosen (SPEC 4.2).
+   1 s window, which is how the implementation was chosen (docs/training.md).
 3. Full training steps (front end, SpecAugment, forward, NT-Xent, backward, Lamb) for the
    published fingerprinter (width 1.0) at batch 32 pairs, and the demo width 0.25.
 

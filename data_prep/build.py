@@ -65,7 +65,7 @@ MANIFESTS = {
 BABBLE_MIN_CLIP_SECONDS = 0.3
 
 SCHEMA = Schema(
-    "generation/prepare_data.py",
+    "data_prep/prepare_data.py",
     [
         Key("output_dir", "path", "data/demo", "folder the sets are written to"),
         Key(
@@ -538,7 +538,7 @@ class Build:
     # ---- outputs
 
     def training_config(self) -> dict:
-        """A training config (SPEC 4.4 keys) pointing at the built sets, with the reference's model settings."""
+        """A training config (docs/training.md keys) for the built sets, with the reference's model settings."""
         root = self.output.resolve()
         return {
             "epochs": 120,

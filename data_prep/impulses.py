@@ -2,7 +2,7 @@
 
 Simulation uses the image-source method. pyroomacoustics' ``inverse_sabine`` gives absorption
 for a target RT60, but the RT60 measured on its output comes out about 1.28x the target (see
-shared/DATA.md), so the target is divided by ``RT60_CORRECTION`` first; ``draw_room``'s
+docs/data.md), so the target is divided by ``RT60_CORRECTION`` first; ``draw_room``'s
 ``rt60_s`` is the RT60 the IR actually has (Schroeder decay, within the usual spread).
 """
 

@@ -1,1 +1,2 @@
-"""Offline and real-world evaluation protocols and live recognition (SPEC 7)."""
+"""Evaluation (docs/evaluation.md): entry scripts ``evaluate_offline.py``, ``evaluate_recording.py``,
+``simulate_recording.py``, ``live_query.py``; library modules for the protocols, queries, metrics and reports."""

@@ -1,4 +1,4 @@
-"""Ground truth for the real-world protocol (SPEC 7.2): where each song of a playlist lies in a recording.
+"""Ground truth for the real-world protocol (docs/evaluation.md): where each song of a playlist lies in a recording.
 
 A recording holds the songs of a playlist played back to back. Song k occupies
 ``[start_k, end_k)`` seconds of the recording. Either the playlist CSV gives ``start``/``end``

@@ -1,4 +1,4 @@
-"""Hit-rate arithmetic shared by the offline and recording protocols (SPEC 7.1, 7.2).
+"""Hit-rate arithmetic shared by the offline and recording protocols (docs/evaluation.md).
 
 Every query gives one ``QueryOutcome``. For a query from a song in the database:
 - song hit (top-1 accuracy): the predicted song is the true song;

@@ -1,4 +1,4 @@
-"""Offline protocol (SPEC 7.1): degraded excerpts of indexed test songs, per model, query length, SNR and trial.
+"""Offline protocol (docs/evaluation.md): degraded excerpts of indexed songs, per model, query length, SNR, trial.
 
 For every trial and query length, query positions are drawn per test song (random sample
 starts, or the reference's grid-aligned segments with ``aligned: true``); for every SNR the
@@ -35,11 +35,11 @@ from evaluation.metrics import (
 )
 from evaluation.models_under_test import MODEL_KEYS, load_models, parse_model_specs
 from evaluation.queries import QueryDegrader, aligned_starts, random_starts
-from evaluation.report import close_log, open_log, publish_report, report_markdown, run_stamp
+from evaluation.report import close_log, figure_titles, open_log, publish_report, report_markdown, run_stamp
 from matching.matcher import METHODS
 
 SCHEMA = Schema(
-    "evaluation/offline.py",
+    "evaluation/evaluate_offline.py",
     [
         Key("models", "list", help="models to compare, each {" + ", ".join(MODEL_KEYS) + "}"),
         Key(
@@ -289,6 +289,7 @@ def _run(config, lengths, snrs, specs, output_dir, logger) -> list[dict]:
         "query (s) / SNR",
         figures,
         notes,
+        figure_titles(config["exact_tolerance"], config["near_tolerance"]),
     )
     metadata = {
         "protocol": "offline",

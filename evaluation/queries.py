@@ -1,4 +1,4 @@
-"""Offline queries (SPEC 7.1): where to cut them in a song, and how to degrade them.
+"""Offline queries (docs/evaluation.md): where to cut them in a song, and how to degrade them.
 
 Positions: ``random_starts`` draws starts uniformly over every sample of the song (not on the
 0.5 s database grid), which is what a listener pressing "recognise" does; ``aligned_starts``

@@ -1,4 +1,4 @@
-"""Real-world protocol (SPEC 7.2): recordings of a playlist, cut into labelled queries, answered by each model.
+"""Real-world protocol (docs/evaluation.md): recordings of a playlist cut into labelled queries, answered per model.
 
 For every recording: ground truth from the playlist CSV (explicit start/end, or the first song's
 start found by cross-correlation plus the reference songs' durations, see
@@ -39,7 +39,7 @@ from evaluation.metrics import (
     summarize_trials,
 )
 from evaluation.models_under_test import MODEL_KEYS, load_models, parse_model_specs
-from evaluation.report import close_log, open_log, publish_report, report_markdown, run_stamp
+from evaluation.report import close_log, figure_titles, open_log, publish_report, report_markdown, run_stamp
 from matching.matcher import METHODS
 
 PAPER_QUERY_LENGTHS = [1, 2, 3, 4, 5, 10, 15]
@@ -47,7 +47,7 @@ PAPER_QUERY_LENGTHS = [1, 2, 3, 4, 5, 10, 15]
 DOUBTFUL_ALIGNMENT_RATIO = 1.3
 
 SCHEMA = Schema(
-    "evaluation/recording.py",
+    "evaluation/evaluate_recording.py",
     [
         Key("models", "list", help="models to compare, each {" + ", ".join(MODEL_KEYS) + "}"),
         Key(
@@ -248,6 +248,7 @@ def _run(config, lengths, specs, output_dir, logger) -> list[dict]:
         "query (s) / recording",
         figures,
         notes,
+        figure_titles(config["exact_tolerance"], config["near_tolerance"]),
     )
     metadata = {
         "protocol": "recording",

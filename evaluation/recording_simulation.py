@@ -1,6 +1,6 @@
 """Config-driven recording simulation: a playlist -> ``low_t.wav``, ``mid_t.wav``, ``high_t.wav`` + playlist CSV.
 
-The folder it writes is what ``evaluation/recording.py`` reads:
+The folder it writes is what ``evaluation/evaluate_recording.py`` reads:
 
 - ``<level>.wav`` for each entry of ``snr_levels`` (16-bit mono WAV at ``sr``);
 - ``playlist.csv``: the song order only (column ``song``, names relative to ``true_songs``), as a

@@ -26,16 +26,25 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen before pyplot is imported)
 
 from common.atomic import atomic_path, atomic_write_text  # noqa: E402
+from evaluation.metrics import EXACT_TOLERANCE_SECONDS, NEAR_TOLERANCE_SECONDS  # noqa: E402
 
-FIGURE_TITLES = {
-    "accuracy": "song top-1 accuracy (%)",
-    "exact": "exact hit: right song, offset within 0.25 s (%)",
-    "near": "near hit: right song, offset within 0.75 s (%)",
-    "no_match": "no-match answers on in-database queries (%)",
-    "false_match": "false-match rate on out-of-database queries (%)",
-    "inference_ms": "mean inference time per query (ms)",
-    "search_ms": "mean search time per query (ms)",
-}
+
+def figure_titles(
+    exact_tolerance: float = EXACT_TOLERANCE_SECONDS, near_tolerance: float = NEAR_TOLERANCE_SECONDS
+) -> dict[str, str]:
+    """The title of each reported figure; the hit titles name the run's tolerances (config keys, seconds)."""
+    return {
+        "accuracy": "song top-1 accuracy (%)",
+        "exact": f"exact hit: right song, offset within {exact_tolerance:g} s (%)",
+        "near": f"near hit: right song, offset within {near_tolerance:g} s (%)",
+        "no_match": "no-match answers on in-database queries (%)",
+        "false_match": "false-match rate on out-of-database queries (%)",
+        "inference_ms": "mean inference time per query (ms)",
+        "search_ms": "mean search time per query (ms)",
+    }
+
+
+FIGURE_TITLES = figure_titles()
 PERCENT_FIGURES = {"accuracy", "exact", "near", "no_match", "false_match"}
 
 
@@ -80,13 +89,18 @@ def report_markdown(
     corner: str,
     figures: list[str],
     notes: list[str] = (),
+    titles: dict[str, str] | None = None,
 ) -> str:
-    """The whole Markdown report: a heading, notes, then one table per model and figure."""
+    """The whole Markdown report: a heading, notes, then one table per model and figure.
+
+    ``titles``: ``figure_titles`` of the run's tolerances (default: the default tolerances).
+    """
+    titles = titles or FIGURE_TITLES
     parts = [f"# {title}", ""]
     parts += [f"- {note}" for note in notes]
     for model in models:
         for figure in figures:
-            parts += ["", f"## {model}: {FIGURE_TITLES[figure]}", ""]
+            parts += ["", f"## {model}: {titles[figure]}", ""]
             parts.append(markdown_table(cells, model, figure, lengths, conditions, corner))
     return "\n".join(parts) + "\n"
 
@@ -185,7 +199,7 @@ def write_report(
 
 def run_stamp(device: str) -> str:
     """The first note of every report: when (UTC, to the minute) and on which device it ran."""
-    return f"date {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}, device {device}"
+    return f"date {datetime.datetime.now(datetime.UTC).strftime('%Y-%m-%d %H:%M UTC')}, device {device}"
 
 
 def publish_report(

@@ -1,4 +1,4 @@
-"""Recording simulator: a playlist "played in a room and recorded with a phone", without a phone (SPEC 7.2).
+"""Recording simulator: a playlist "played in a room and recorded with a phone", without a phone (docs/evaluation.md).
 
 This is a simulation, not a substitute for a phone recording. It reproduces the main effects a
 real recording adds (a small loudspeaker's missing bass, room reverberation, background noise at

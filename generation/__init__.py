@@ -1,1 +1,1 @@
-"""Fingerprint extraction and the faiss database (SPEC 5 and 6)."""
+"""Fingerprint extraction and the faiss database (docs/database.md)."""

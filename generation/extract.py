@@ -1,4 +1,4 @@
-"""Fingerprint extraction (SPEC 5): audio folders -> one ``<song>.npy`` (J, d) float32 per song + manifest.
+"""Fingerprint extraction (docs/database.md): audio folders -> one ``<song>.npy`` (J, d) float32 per song + manifest.
 
 Songs are decoded by DataLoader workers (one long-lived loader for the whole run, one song per
 item); their 1 s windows are pooled across songs into model batches of ``batch_size`` windows,

@@ -1,4 +1,4 @@
-"""Checkpoint files (SPEC 3.4): one torch file holding weights and everything needed to use them.
+"""Checkpoint files (docs/training.md): one torch file holding weights and everything needed to use them.
 
 Contents: ``format``, ``format_version``, ``model_str``, ``width``, ``embedding_dim``,
 ``frontend`` (FrontEndConfig as a dict), ``model_state``, ``model_id`` (a hash of the weights

@@ -8,7 +8,7 @@ a checkpoint; ``encode_batches`` runs any (B, samples) -> (B, d) encoder batch b
 from __future__ import annotations
 
 import os
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch

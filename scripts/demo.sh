@@ -10,7 +10,7 @@ start=$SECONDS
 step() { printf '\n\033[1m== %s\033[0m (%ds)\n' "$1" $((SECONDS - start)); }
 
 step "1/7 demo data: music, noise and impulse responses from Debian packages"
-$python generation/prepare_data.py --config configs/data/demo.json
+$python data_prep/prepare_data.py --config configs/data/demo.json
 
 step "2/7 fingerprints of the 72 reference songs with the shipped model (pretrained/fingerprinter_demo.pt)"
 $python generation/generate_fingerprints.py --config configs/fingerprints_demo.json
@@ -22,10 +22,10 @@ step "4/7 three simulated phone recordings of a 15-song playlist (low, mid, high
 $python evaluation/simulate_recording.py --config configs/simulate_demo.json
 
 step "5/7 real-world protocol on the simulated recordings"
-$python evaluation/recording.py --config configs/eval_recording_demo.json
+$python evaluation/evaluate_recording.py --config configs/eval_recording_demo.json
 
 step "6/7 offline protocol: random-start queries in test-split noise"
-$python evaluation/offline.py --config configs/eval_offline_demo.json
+$python evaluation/evaluate_offline.py --config configs/eval_offline_demo.json
 
 step "7/7 live recognition following the mid-noise recording (read as if from a microphone)"
 $python evaluation/live_query.py --config configs/live_demo.json --input runs/demo/recordings/mid_t.wav --speed 0 --max-seconds 600

@@ -13,8 +13,8 @@ stamp=".venv/.installed-$(cat requirements.txt requirements-audio.txt pyproject.
 if [ ! -f "$stamp" ]; then
   echo "setup: installing requirements (first run only)"
   .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-  .venv/bin/python -m pip install -q -r requirements.txt
-  .venv/bin/python -m pip install -q --no-deps -e . 2>.venv/editable-install.log || { cat .venv/editable-install.log; exit 1; }
+  # requirements.txt ends with "-e .": the project is installed (editable) with its dependencies.
+  .venv/bin/python -m pip install -q -r requirements.txt 2>.venv/install.log || { cat .venv/install.log; exit 1; }
   # Live microphone input needs PortAudio's headers to build PyAudio. Optional: without it,
   # live_query.py still reads recordings with --input.
   if ! .venv/bin/python -c "import pyaudio" 2>/dev/null; then

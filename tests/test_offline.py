@@ -7,7 +7,7 @@ import torch
 from common.audio import write_wav
 from common.config import ConfigError, run_script, validate
 from database import Database
-from evaluation import offline
+from evaluation import evaluate_offline
 from evaluation.models_under_test import parse_model_specs
 from evaluation.offline_protocol import SCHEMA, run_offline
 from evaluation.queries import QueryDegrader
@@ -126,7 +126,7 @@ def test_the_script_reports_a_bad_model_entry_in_one_line(setup, tmp_path, capsy
             }
         )
     )
-    assert run_script(offline.SCHEMA, "offline", offline.main, ["--config", str(config)]) == 2
+    assert run_script(evaluate_offline.SCHEMA, "offline", evaluate_offline.main, ["--config", str(config)]) == 2
     assert "models[1]: unknown key 'nprobes' (did you mean 'nprobe'?)" in capsys.readouterr().err
     with pytest.raises(ConfigError, match="missing required key 'database'"):
         parse_model_specs([{"weights": str(setup / "tiny.pt")}], "cfg")

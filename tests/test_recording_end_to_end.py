@@ -8,7 +8,7 @@ import torch
 
 from common.audio import write_wav
 from common.config import run_script
-from evaluation import recording, simulate_recording
+from evaluation import evaluate_recording, simulate_recording
 from evaluation.ground_truth import read_playlist
 from generation import generate_fingerprints, generate_index
 from models import get_model
@@ -109,7 +109,7 @@ def test_pipeline_produces_the_paper_table_and_a_by_construction_model_scores_10
         device="cpu",
         output_dir=str(root / "report"),
     )
-    assert run_script(recording.SCHEMA, "recording", recording.main, ["--config", config]) == 0
+    assert run_script(evaluate_recording.SCHEMA, "recording", evaluate_recording.main, ["--config", config]) == 0
 
     printed = capsys.readouterr().out
     assert "| query (s) / recording | clean | low_t | high_t |" in printed
@@ -155,7 +155,7 @@ def test_a_playlist_song_missing_from_the_database_counts_as_out_of_database(pip
         device="cpu",
         output_dir=str(root / "report_stranger"),
     )
-    assert run_script(recording.SCHEMA, "recording", recording.main, ["--config", config]) == 0
+    assert run_script(evaluate_recording.SCHEMA, "recording", evaluate_recording.main, ["--config", config]) == 0
     (cell,) = json.loads((root / "report_stranger" / "results.json").read_text())["cells"]
     assert cell["unknown_queries"] == 2 and cell["queries"] == int(second_seconds // 2)
     # The stranger's queries are the first song's audio: matched with score 1 above the threshold.
@@ -180,7 +180,7 @@ def test_slicing_shared_embeddings_gives_the_answers_of_embedding_each_query_alo
             device="cpu",
             output_dir=str(root / f"report_shared_{shared}"),
         )
-        assert run_script(recording.SCHEMA, "recording", recording.main, ["--config", config]) == 0
+        assert run_script(evaluate_recording.SCHEMA, "recording", evaluate_recording.main, ["--config", config]) == 0
         cells = json.loads((root / f"report_shared_{shared}" / "results.json").read_text())["cells"]
         answers[shared] = [
             [(q["predicted_song"], q["predicted_offset"], round(q["score"], 4)) for q in cell["per_query"]]

@@ -1,1 +1,1 @@
-"""Contrastive training: audio cache, pair dataset, NT-Xent loss, trainer (SPEC 4)."""
+"""Contrastive training: audio cache, pair dataset, NT-Xent loss, trainer (docs/training.md)."""

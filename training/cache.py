@@ -1,4 +1,4 @@
-"""Decoded-audio cache (SPEC 4.1): every song decoded once into one memory-mapped int16 array.
+"""Decoded-audio cache (docs/training.md): every song decoded once into one memory-mapped int16 array.
 
 Layout in ``cache_dir`` for a song list with key K (a hash of the list and the sample rate):
   K.int16  raw int16 samples of all songs back to back (np.memmap)

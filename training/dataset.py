@@ -1,4 +1,4 @@
-"""Contrastive pairs (SPEC 4.1-4.2): a clean anchor window and its augmented, time-jittered positive."""
+"""Contrastive pairs (docs/training.md): a clean anchor window and its augmented, time-jittered positive."""
 
 from __future__ import annotations
 

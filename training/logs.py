@@ -23,7 +23,7 @@ class RunLog:
         if not self.enabled:
             return
         print(text, flush=True)
-        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+        stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M:%S")
         with open(self.log_path, "a", encoding="utf-8") as handle:
             handle.write(f"{stamp} {text}\n")
 

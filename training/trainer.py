@@ -1,4 +1,4 @@
-"""Train a fingerprint model with contrastive loss (SPEC 4).
+"""Train a fingerprint model with contrastive loss (docs/training.md).
 
 python training/trainer.py --config configs/train_fingerprinter.json [--set key=value ...]
 torchrun --nproc_per_node 2 training/trainer.py --config FILE      # several GPUs / processes

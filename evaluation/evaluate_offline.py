@@ -1,8 +1,8 @@
-"""Offline protocol (SPEC 7.1): degraded excerpts of indexed test songs, per model, length, SNR and trial.
+"""Offline protocol (docs/evaluation.md): degraded excerpts of indexed test songs, per model, length, SNR and trial.
 
 Reports song accuracy, exact and near hits, false matches and timings.
 
-Usage: python evaluation/offline.py --config FILE [--set key=value ...]
+Usage: python evaluation/evaluate_offline.py --config FILE [--set key=value ...]
 """
 
 import sys

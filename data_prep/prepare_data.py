@@ -1,4 +1,4 @@
-"""Build real training and evaluation data from Debian packages: ``python generation/prepare_data.py --config FILE``.
+"""Build real training and evaluation data from Debian packages: ``python data_prep/prepare_data.py --config FILE``.
 
 Downloads the packages named in the config (``apt-get download``, no root), extracts their audio
 and licences, decodes to 8 kHz mono 16-bit WAV and writes music, noise and impulse-response sets

@@ -1,6 +1,6 @@
-"""Real-world protocol (SPEC 7.2): song accuracy on recordings of a playlist, per query length and recording.
+"""Real-world protocol (docs/evaluation.md): song accuracy on recordings of a playlist, per query length and recording.
 
-Usage: python evaluation/recording.py --config FILE [--set key=value ...]
+Usage: python evaluation/evaluate_recording.py --config FILE [--set key=value ...]
 """
 
 import sys
