@@ -212,7 +212,7 @@ def real_study(
     from augmentation.clips import load_clip_set
     from augmentation.noise import mix_at_snr
     from common.audio import load_audio
-    from generation.extract import load_fingerprint_folder
+    from extraction.manifest import load_fingerprint_folder
     from models.encoder import load_encoder
 
     manifest, songs = load_fingerprint_folder(fingerprints, mmap=False)

@@ -23,7 +23,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from bench.common import machine, write_result
 from common.audio import frame_windows, load_song, write_wav
-from generation.extract import extract_fingerprints, plan_songs
+from extraction.extractor import extract_fingerprints
+from extraction.songs import plan_songs
 from models import get_model
 from models.checkpoint import save_checkpoint
 from models.encoder import load_encoder
@@ -101,7 +102,7 @@ Machine: {machine()}; 1-minute load average {load_at_start:.1f} at the start and
 `fingerprinter` width 1.0, batch size {args.batch}, CPU. Speed = audio seconds fingerprinted per
 wall-clock second, decoding and writing included. "One loader per song" is the reference's
 approach (decode, then a DataLoader over that song's windows); "pooled" is
-`generation.extract.extract_fingerprints` (one DataLoader decoding songs in workers, windows of
+`extraction.extractor.extract_fingerprints` (one DataLoader decoding songs in workers, windows of
 several songs pooled into each model batch). Both produce the same vectors (checked to 1e-4).
 
 | num_workers | one loader per song (audio s/s) | pooled, one loader (audio s/s) | speed-up |

@@ -13,14 +13,23 @@ import torch
 
 from common.config import Key, Schema, run_script
 from common.devices import resolve_device
-from generation.extract import ExtractionError, extract_fingerprints, plan_songs
+from extraction.errors import ExtractionError
+from extraction.extractor import extract_fingerprints
+from extraction.songs import plan_songs
 from models.encoder import load_encoder
+from models.frontend import FrontEndConfig
 
+FRONT_END = FrontEndConfig()  # the defaults; a checkpoint's own front end is checked against SR
 SCHEMA = Schema(
     "generation/generate_fingerprints.py",
     [
-        Key("SR", "int", 8000, "sample rate (Hz); must equal the checkpoint's front end"),
-        Key("HOP SIZE", "int", 4000, "samples between window starts (4000 = 0.5 s at 8 kHz)"),
+        Key("SR", "int", FRONT_END.sample_rate, "sample rate (Hz); must equal the checkpoint's front end"),
+        Key(
+            "HOP SIZE",
+            "int",
+            FRONT_END.default_hop_samples,
+            f"samples between window starts ({FRONT_END.default_hop_samples} = {FRONT_END.default_hop_seconds:g} s)",
+        ),
         Key("input dirs", "paths", help="folders searched (recursively) for audio files", must_exist=True),
         Key("batch size", "int", 256, "1 s windows per model batch (windows of several songs are pooled)"),
         Key("weights", "path", help="checkpoint (.pt) written by the trainer", must_exist=True),

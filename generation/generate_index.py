@@ -11,7 +11,8 @@ from pathlib import Path
 
 from common.config import Key, Schema, run_script
 from database import Database, DatabaseError
-from generation.extract import load_fingerprint_folder
+from extraction.manifest import load_fingerprint_folder
+from models.frontend import EMBEDDING_DIM
 
 SCHEMA = Schema(
     "generation/generate_index.py",
@@ -20,7 +21,7 @@ SCHEMA = Schema(
         Key("output_dir", "path", help="folder for <name>.index and <name>.json"),
         Key("name", "str", help="file name prefix of the index and its JSON"),
         Key("index", "str", "Flat", "faiss index_factory string, e.g. Flat, IVF200,PQ32, IVF1024,PQ64"),
-        Key("d", "int", 128, "embedding dimension; must equal the fingerprints'"),
+        Key("d", "int", EMBEDDING_DIM, "embedding dimension; must equal the fingerprints'"),
         Key("nprobe", "int", 10, "inverted lists searched per query (IVF indexes), stored in the JSON"),
         Key("max_train_vectors", "int", 100_000, "training sample size for IVF/PQ (random rows, all songs)"),
         Key("chunk_size", "int", 100_000, "vectors added to faiss per step (bounds memory)"),

@@ -13,7 +13,9 @@ from pathlib import Path
 from common.config import Key, Schema, run_script
 from common.devices import resolve_device
 from database import Database, DatabaseError
-from generation.extract import extract_fingerprints, load_fingerprint_folder, plan_songs
+from extraction.extractor import extract_fingerprints
+from extraction.manifest import load_fingerprint_folder
+from extraction.songs import plan_songs
 from models.checkpoint import model_identity
 from models.encoder import load_encoder
 

@@ -9,7 +9,10 @@ import pytest
 import torch
 
 from common.audio import load_audio, write_wav
-from generation.extract import ExtractionError, extract_fingerprints, load_fingerprint_folder, plan_songs
+from extraction.errors import ExtractionError
+from extraction.extractor import extract_fingerprints
+from extraction.manifest import load_fingerprint_folder
+from extraction.songs import plan_songs
 from generation.generate_fingerprints import SCHEMA, main
 from models import get_model
 from models.checkpoint import save_checkpoint

@@ -7,8 +7,9 @@ import torch
 from common.audio import write_wav
 from common.config import run_script
 from database import Database
+from extraction.extractor import extract_fingerprints
+from extraction.songs import plan_songs
 from generation import generate_index, update_index
-from generation.extract import extract_fingerprints, plan_songs
 from models import get_model
 from models.checkpoint import save_checkpoint
 from models.encoder import load_encoder

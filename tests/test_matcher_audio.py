@@ -10,7 +10,9 @@ import pytest
 
 from common.audio import load_audio, write_wav
 from database import Database
-from generation.extract import extract_fingerprints, load_fingerprint_folder, plan_songs
+from extraction.extractor import extract_fingerprints
+from extraction.manifest import load_fingerprint_folder
+from extraction.songs import plan_songs
 from matching.matcher import Matcher, choose_threshold
 from models.checkpoint import model_identity
 from models.encoder import embed_samples, load_encoder
