@@ -52,6 +52,8 @@ class Schema:
 
     script: str
     keys: list[Key] = field(default_factory=list)
+    # Keys of earlier versions -> the key that replaced them, so "did you mean" names the new key.
+    renamed: dict[str, str] = field(default_factory=dict)
 
     def names(self) -> list[str]:
         return [key.name for key in self.keys]
@@ -74,7 +76,10 @@ class Config(dict):
     source: Path | None = None
 
 
-def _closest(name: str, candidates: list[str]) -> str:
+def closest_key(name: str, candidates: list[str], renamed: dict[str, str] | None = None) -> str:
+    """The " (did you mean 'x'?)" hint: the key that replaced ``name``, else the closest spelling."""
+    if renamed and name in renamed:
+        return f" (did you mean '{renamed[name]}'?)"
     close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.0)
     return f" (did you mean '{close[0]}'?)" if close else ""
 
@@ -182,7 +187,7 @@ def validate(data: dict, schema: Schema, where: str = "config", base_dir: Path |
     names = schema.names()
     for name in data:
         if name not in names:
-            raise ConfigError(f"{where}: unknown key '{name}'{_closest(name, names)}")
+            raise ConfigError(f"{where}: unknown key '{name}'{closest_key(name, names, schema.renamed)}")
     missing = [key.name for key in schema.keys if key.required and key.name not in data]
     if missing:
         raise ConfigError(f"{where}: missing required key(s): {', '.join(repr(m) for m in missing)}")

@@ -59,6 +59,7 @@ SCHEMA = Schema(
         ),
         Key("device", "choice", "cpu", choices=("cpu", "cuda"), help="where the model runs"),
     ],
+    renamed={"index": "database", "json": "database", "hop": "step"},
 )
 
 DESCRIPTION = "Recognise songs live from the microphone, or from a recording played as if it were the microphone."

@@ -12,12 +12,11 @@ lies beside it). Each model is a ``matching.recognizer.Recognizer`` loaded from 
 
 from __future__ import annotations
 
-import difflib
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from common.config import ConfigError
+from common.config import ConfigError, closest_key
 from matching.matcher import METHODS
 from matching.recognizer import Recognizer
 
@@ -30,6 +29,9 @@ MODEL_KEYS = {
     "threshold": "score under which the answer is 'no match' (default null: always answer)",
     "method": "'sequence' (sequence search) or 'vote' (majority vote, the reference's recording rule)",
 }
+
+# Keys of earlier versions -> the key that replaced them.
+RENAMED_KEYS = {"index": "database", "json": "database"}
 
 
 @dataclass(frozen=True)
@@ -65,8 +67,7 @@ def parse_model_specs(entries: list, where: str, default_method: str = "sequence
             raise ConfigError(f"{place} must be an object with keys {', '.join(MODEL_KEYS)}")
         for key in entry:
             if key not in MODEL_KEYS:
-                close = difflib.get_close_matches(key, list(MODEL_KEYS), n=1, cutoff=0.0)
-                raise ConfigError(f"{place}: unknown key '{key}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
+                raise ConfigError(f"{place}: unknown key '{key}'{closest_key(key, list(MODEL_KEYS), RENAMED_KEYS)}")
         for key in ("weights", "database"):
             if key not in entry:
                 raise ConfigError(f"{place}: missing required key '{key}'")

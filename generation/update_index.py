@@ -52,6 +52,7 @@ SCHEMA = Schema(
         ),
         Key("progress", "bool", True, "show progress bars"),
     ],
+    renamed={"index": "database", "json": "database", "output_index": "output_database"},
 )
 
 
