@@ -595,7 +595,7 @@ def _simulate_one(arguments) -> tuple[str, str]:
         f"RT60 {room.rt60_s:.2f} s, distance {room.distance_m:.2f} m"
     )
     if not _written_since(Path(path), stage_started):
-        write_wav(path, simulate_rir(room, sample_rate), sample_rate)
+        write_wav(path, clean_ir(simulate_rir(room, sample_rate), sample_rate), sample_rate)
     return path, description
 
 

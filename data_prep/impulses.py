@@ -1,9 +1,13 @@
 """Room impulse responses: simulated shoebox rooms (pyroomacoustics) and clean-up of measured ones.
 
-Simulation uses the image-source method. pyroomacoustics' ``inverse_sabine`` gives absorption
-for a target RT60, but the RT60 measured on its output comes out about 1.28x the target (see
-docs/data.md), so the target is divided by ``RT60_CORRECTION`` first; ``draw_room``'s
-``rt60_s`` is the RT60 the IR actually has (Schroeder decay, within the usual spread).
+The one room simulator of the project: data preparation draws rooms for the training IRs
+(``draw_room``) and the recording simulator places a loudspeaker and a phone in a given room
+(``place_in_room``); both simulate with ``simulate_rir``.
+
+RT60 means the reverberation time measured on the simulated IR (Schroeder decay, T30), what
+a user means by it. pyroomacoustics' ``inverse_sabine`` gives absorption for a target RT60,
+but the RT60 measured on its output comes out about 1.28x the target (see docs/data.md), so
+``simulate_rir`` divides the RT60 by ``RT60_CORRECTION`` before asking for the absorption.
 """
 
 from __future__ import annotations
@@ -103,6 +107,31 @@ def draw_room(rng: np.random.Generator, ranges: RoomRanges = RoomRanges()) -> Ro
     raise RuntimeError(f"cannot place a source in a room of {size} m")  # unreachable for sane ranges
 
 
+def place_in_room(
+    size_m: tuple[float, float, float],
+    rt60_s: float,
+    distance_m: float,
+    rng: np.random.Generator,
+    wall_margin_m: float = 0.5,
+) -> Room:
+    """A room of fixed size with a source at random and a microphone ``distance_m`` from it.
+
+    Both stay at least ``wall_margin_m`` from every wall. Raises ValueError when the room is too
+    small for the distance.
+    """
+    size = np.asarray(size_m, dtype=np.float64)
+    inner = size - 2 * wall_margin_m
+    if np.any(inner <= 0) or distance_m >= np.min(inner) * np.sqrt(3):
+        raise ValueError(f"room {list(size_m)} m is too small for a {distance_m} m source-microphone distance")
+    for _ in range(1000):
+        source = rng.uniform(wall_margin_m, size - wall_margin_m)
+        direction = rng.normal(size=3)
+        microphone = source + distance_m * direction / np.linalg.norm(direction)
+        if np.all(microphone > wall_margin_m) and np.all(microphone < size - wall_margin_m):
+            return Room(tuple(size_m), rt60_s, tuple(source), tuple(microphone))
+    raise ValueError(f"cannot place a source and microphone {distance_m} m apart in a {list(size_m)} m room")
+
+
 def clean_ir(ir: np.ndarray, sample_rate: int = 8000) -> np.ndarray:
     """Trim silence before the direct sound (keeping 1 ms) and the tail below -80 dB; peak to 0.99.
 
@@ -121,8 +150,19 @@ def clean_ir(ir: np.ndarray, sample_rate: int = 8000) -> np.ndarray:
 
 
 def simulate_rir(room: Room, sample_rate: int = 8000) -> np.ndarray:
-    """(n,) float32 impulse response of ``room`` at ``sample_rate``, cleaned by ``clean_ir``."""
-    absorption, max_order = pra.inverse_sabine(room.rt60_s / RT60_CORRECTION, list(room.size_m))
+    """(n,) float64 impulse response of ``room`` at ``sample_rate``, as pyroomacoustics computes it.
+
+    Image-source method; ``room.rt60_s`` is the RT60 the result measures (module docstring). The
+    IR starts at time zero, so it keeps the direct-path delay; ``clean_ir`` trims it.
+    Raises ValueError when the room is too large for so short an RT60 (``shortest_rt60``).
+    """
+    try:
+        absorption, max_order = pra.inverse_sabine(room.rt60_s / RT60_CORRECTION, list(room.size_m))
+    except ValueError:
+        raise ValueError(
+            f"a {list(room.size_m)} m room cannot have an RT60 of {room.rt60_s} s "
+            f"(at least {shortest_rt60(room.size_m, max_absorption=1.0):.2f} s)"
+        ) from None
     shoebox = pra.ShoeBox(
         list(room.size_m),
         fs=sample_rate,
@@ -132,7 +172,7 @@ def simulate_rir(room: Room, sample_rate: int = 8000) -> np.ndarray:
     shoebox.add_source(list(room.source_m))
     shoebox.add_microphone(list(room.microphone_m))
     shoebox.compute_rir()
-    return clean_ir(np.asarray(shoebox.rir[0][0]), sample_rate)
+    return np.asarray(shoebox.rir[0][0], dtype=np.float64)
 
 
 def measure_rt60(ir: np.ndarray, sample_rate: int = 8000) -> float:

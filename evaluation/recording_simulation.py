@@ -24,8 +24,9 @@ import numpy as np
 from common.atomic import atomic_write_text
 from common.audio import AudioError, find_audio_files, load_audio, write_wav
 from common.config import ConfigError, Key, Schema
+from data_prep.impulses import place_in_room, simulate_rir
 from evaluation.ground_truth import PlaylistEntry, read_playlist, write_playlist
-from evaluation.simulator import RecordingSimulator, concatenate_songs, noise_bed, simulate_room_impulse
+from evaluation.simulator import RecordingSimulator, concatenate_songs, noise_bed
 
 DEFAULT_LEVELS = {"low_t": 15.0, "mid_t": 5.0, "high_t": 0.0}
 
@@ -59,9 +60,9 @@ SCHEMA = Schema(
         Key(
             "room_rt60",
             "float",
-            0.4,
+            0.512,
             nullable=True,
-            help="simulated room: RT60 target in s (null with room_impulse null: no room)",
+            help="simulated room: RT60 in s as measured on its IR (null with room_impulse null: no room)",
         ),
         Key("room_size", "list", [6.0, 4.5, 3.0], help="simulated room: length, width, height in m"),
         Key("source_mic_distance", "float", 2.0, help="simulated room: loudspeaker to phone distance in m"),
@@ -154,10 +155,12 @@ def _room_impulse(config: dict, sr: int, rng: np.random.Generator) -> tuple[np.n
     if len(size) != 3 or not all(isinstance(x, (int, float)) and x > 0 for x in size):
         raise ConfigError(f"key 'room_size' must be [length, width, height] in m, got {size!r}")
     try:
-        impulse = simulate_room_impulse(sr, config["room_rt60"], tuple(size), config["source_mic_distance"], rng)
+        room = place_in_room(tuple(size), config["room_rt60"], config["source_mic_distance"], rng)
+        impulse = simulate_rir(room, sr)
     except ValueError as error:
-        raise ConfigError(f"keys 'room_size'/'source_mic_distance': {error}") from None
-    return impulse, f"pyroomacoustics shoebox {size} m, RT60 target {config['room_rt60']} s"
+        raise ConfigError(f"keys 'room_size'/'room_rt60'/'source_mic_distance': {error}") from None
+    impulse = (impulse / np.abs(impulse).max()).astype(np.float32)
+    return impulse, f"pyroomacoustics shoebox {size} m, RT60 {config['room_rt60']} s"
 
 
 def run_simulation(config: dict) -> dict:

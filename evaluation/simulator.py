@@ -10,7 +10,7 @@ Signal chain, at ``sr`` Hz (8000 by default), all linear so the SNR is exact:
 
     songs back to back (after ``lead_in_seconds`` of silence)
       -> loudspeaker colouration: a measured cabinet/speaker IR, or a 2nd-order Butterworth band-pass
-      -> room impulse response: a measured IR file, or a shoebox room simulated by pyroomacoustics
+      -> room impulse response: a measured IR file, or a shoebox room (``data_prep.impulses``)
       -> + background noise (added at the microphone, so it is not reverberated)
       -> phone microphone band limits: 4th-order Butterworth band-pass (causal)
       -> level control: one gain so the music region sits at ``level_dbfs`` RMS, lowered if
@@ -73,38 +73,6 @@ def concatenate_songs(songs: list[np.ndarray], sr: int, lead_in_seconds: float =
     return Playlist(samples, starts, [len(song) for song in songs], sr)
 
 
-def simulate_room_impulse(
-    sr: int, rt60: float, room_size: tuple[float, float, float], distance: float, rng: np.random.Generator
-) -> np.ndarray:
-    """A shoebox room impulse response from pyroomacoustics (image source method): (n,) float32, peak 1.
-
-    ``rt60`` in s is the target given to ``inverse_sabine``; the measured RT60 of the result is
-    about 1.28 times larger. Source and microphone are placed at random, ``distance`` m apart,
-    at least 0.5 m from every wall.
-    """
-    import pyroomacoustics as pra  # imported here: it is slow to import and only this function needs it
-
-    size = np.asarray(room_size, dtype=np.float64)
-    margin = 0.5
-    if np.any(size - 2 * margin <= 0) or distance >= np.min(size - 2 * margin) * np.sqrt(3):
-        raise ValueError(f"room {list(room_size)} m is too small for a {distance} m source-microphone distance")
-    for _ in range(1000):
-        source = rng.uniform(margin, size - margin)
-        direction = rng.normal(size=3)
-        microphone = source + distance * direction / np.linalg.norm(direction)
-        if np.all(microphone > margin) and np.all(microphone < size - margin):
-            break
-    else:
-        raise ValueError(f"cannot place a source and microphone {distance} m apart in a {list(room_size)} m room")
-    absorption, max_order = pra.inverse_sabine(rt60, size)
-    room = pra.ShoeBox(size, fs=sr, materials=pra.Material(absorption), max_order=max_order)
-    room.add_source(source)
-    room.add_microphone(microphone)
-    room.compute_rir()
-    impulse = np.asarray(room.rir[0][0], dtype=np.float64)
-    return (impulse / np.abs(impulse).max()).astype(np.float32)
-
-
 def noise_bed(clips: list[np.ndarray], n_samples: int, rng: np.random.Generator) -> np.ndarray:
     """(n_samples,) float32 noise from random clips at random starts, each piece scaled to unit RMS.
 
@@ -156,7 +124,7 @@ class RecordingSimulator:
         sr: sample rate in Hz.
         speaker_impulse: (n,) measured loudspeaker IR, or None to use ``speaker_band_hz``.
         speaker_band_hz: (low, high) Hz of the loudspeaker band-pass, or None for a flat speaker.
-        room_impulse: (n,) room IR (measured or from ``simulate_room_impulse``), or None for no room.
+        room_impulse: (n,) room IR (measured, or simulated by ``data_prep.impulses.simulate_rir``), or None.
         phone_band_hz: (low, high) Hz of the microphone band-pass, or None for a flat microphone.
         level_dbfs: RMS of the music region after level control, dBFS, or None for no gain change.
     """

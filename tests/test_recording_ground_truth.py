@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from data_prep.impulses import place_in_room, simulate_rir
 from evaluation.ground_truth import (
     PlaylistEntry,
     PlaylistError,
@@ -11,7 +12,7 @@ from evaluation.ground_truth import (
     song_intervals,
     write_playlist,
 )
-from evaluation.simulator import RecordingSimulator, concatenate_songs, noise_bed, simulate_room_impulse
+from evaluation.simulator import RecordingSimulator, concatenate_songs, noise_bed
 from tests.signals import synth_song
 
 SR = 8000
@@ -22,7 +23,7 @@ def test_cross_correlation_finds_a_lead_in_of_silence_through_room_and_noise():
     lead_in = 3.3
     playlist = concatenate_songs(songs, SR, lead_in_seconds=lead_in)
     rng = np.random.default_rng(0)
-    room = simulate_room_impulse(SR, 0.4, (6.0, 4.5, 3.0), 2.0, rng)
+    room = simulate_rir(place_in_room((6.0, 4.5, 3.0), 0.512, 2.0, rng), SR)
     simulator = RecordingSimulator(sr=SR, room_impulse=room)
     noise = noise_bed([rng.standard_normal(SR * 5).astype(np.float32)], len(playlist.samples), rng)
     (recording,) = simulator.record(playlist, {"high_t": 0.0}, noise)
