@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +34,7 @@ from evaluation.metrics import (
     score_outcomes,
     summarize_trials,
 )
-from evaluation.models_under_test import MODEL_KEYS, load_models, parse_model_specs
+from evaluation.models_under_test import MODEL_KEYS, ModelUnderTest, load_models, parse_model_specs
 from evaluation.queries import QueryDegrader, aligned_starts, random_starts
 from evaluation.report import close_log, figure_titles, open_log, publish_report, report_markdown, run_stamp
 from matching.matcher import METHODS
@@ -132,7 +133,33 @@ def run_offline(config: dict) -> list[dict]:
         close_log(logger)
 
 
+@dataclass
+class OfflinePlan:
+    """What an offline run queries: the loaded models, the decoded songs and the degradation."""
+
+    device: str
+    models: list[ModelUnderTest]
+    sample_rate: int
+    songs: list[tuple[Path, np.ndarray]]  # test songs (path, (n,) samples at sample_rate)
+    unknown: list[tuple[Path, np.ndarray]]  # songs in no model's database
+    degrade: QueryDegrader
+    impulse_count: int
+    cutoff: bool
+
+    @property
+    def all_songs(self) -> list[tuple[Path, np.ndarray]]:
+        """Test songs then unknown songs; a query's song number indexes this list."""
+        return self.songs + self.unknown
+
+
 def _run(config, lengths, snrs, specs, output_dir, logger) -> list[dict]:
+    plan = plan_offline(config, specs, logger)
+    trials = _answer(config, plan, lengths, snrs, logger)
+    return _summarise(config, plan, lengths, snrs, trials, output_dir, logger)
+
+
+def plan_offline(config, specs, logger) -> OfflinePlan:
+    """Load the models, the test and unknown songs, the noise and IRs; check which songs each model indexes."""
     device = resolve_device(config["device"])
     logger.info(
         f"offline evaluation '{config['experiment_name']}' on {device}; config:\n{json.dumps(config, indent=2)}"
@@ -159,7 +186,6 @@ def _run(config, lengths, snrs, specs, output_dir, logger) -> list[dict]:
         )
         if not indexed:
             raise ConfigError(f"test_songs: none of the test songs is in the database of model '{model.name}'")
-    all_songs = songs + unknown
     noise = [clip for _, clip in _load_folder([config["background_noises"]], sr, None, logger, load_audio)]
     impulses, cutoff = None, None
     if config["aligned"]:
@@ -174,15 +200,57 @@ def _run(config, lengths, snrs, specs, output_dir, logger) -> list[dict]:
                 for _, clip in _load_folder([config["impulse_responses"]], sr, None, logger, load_audio)
             ]
         cutoff = CutOffFilter(sr, p=1.0) if config["cutoff_filters"] else None
-    degrade = QueryDegrader(noise, impulses, cutoff)
     logger.info(
         f"{len(songs)} test songs, {len(unknown)} unknown songs, {len(noise)} noise clips, "
         f"{len(impulses or [])} IRs, cut-off filters {'on' if cutoff else 'off'}, aligned {config['aligned']}"
     )
+    return OfflinePlan(
+        device, models, sr, songs, unknown, QueryDegrader(noise, impulses, cutoff), len(impulses or []), bool(cutoff)
+    )
 
+
+def query_positions(
+    all_songs: list[tuple[Path, np.ndarray]], config, trial: int, length: float, sr: int
+) -> tuple[list[tuple[int, int, int, np.ndarray]], int]:
+    """The clean queries of one trial and length: ([(song number, query number, start sample, (n,) clean)], silent).
+
+    Positions whose every window is below the silence floor are skipped and counted.
+    """
+    query_samples = int(round(length * sr))
+    length_ms = int(round(length * 1000))
+    positions, silent = [], 0
+    for number, (_, samples) in enumerate(all_songs):
+        if config["aligned"]:
+            starts = aligned_starts(len(samples), query_samples)
+        else:
+            rng = np.random.default_rng([config["seed"], 0, trial, length_ms, number])
+            starts = random_starts(len(samples), query_samples, config["queries_per_song"], rng)
+        for query_number, start in enumerate(starts):
+            clean = samples[start : start + query_samples]
+            if is_silent(clean, WINDOW_SAMPLES, WINDOW_SAMPLES // 2):  # windows at the 0.5 s hop
+                silent += 1
+                continue
+            positions.append((number, query_number, start, clean))
+    return positions, silent
+
+
+def degraded_queries(
+    positions, degrade: QueryDegrader, seed: int, trial: int, length: float, snr: float | None
+) -> list[tuple[int, int, np.ndarray]]:
+    """The positions degraded at ``snr``: [(song number, start sample, (n,) query)], seeded per query."""
+    length_ms = int(round(length * 1000))
+    queries = []
+    for number, query_number, start, clean in positions:
+        rng = np.random.default_rng([seed, 1, trial, length_ms, _snr_code(snr), number, query_number])
+        queries.append((number, start, degrade(clean, snr, rng)))
+    return queries
+
+
+def _answer(config, plan: OfflinePlan, lengths, snrs, logger) -> dict[tuple[str, float, str], list[dict]]:
+    """Every model answers every degraded query; the scored figures per (model, length, condition), one per trial."""
+    models, sr, all_songs = plan.models, plan.sample_rate, plan.all_songs
     trials: dict[tuple[str, float, str], list[dict]] = {}
     silent_skipped = 0
-    seed = config["seed"]
     # Planned queries (silent positions, skipped later, are counted off the bar when found).
     planned = sum(
         len(aligned_starts(len(samples), int(round(length * sr))))
@@ -195,27 +263,11 @@ def _run(config, lengths, snrs, specs, output_dir, logger) -> list[dict]:
     with tqdm(total=total, desc="offline queries", unit="query", dynamic_ncols=True, mininterval=1.0) as progress:
         for trial in range(config["n_trials"]):
             for length in lengths:
-                query_samples = int(round(length * sr))
-                length_ms = int(round(length * 1000))
-                positions = []  # (song number, query number in the song, start sample, clean query)
-                for number, (_, samples) in enumerate(all_songs):
-                    if config["aligned"]:
-                        starts = aligned_starts(len(samples), query_samples)
-                    else:
-                        rng = np.random.default_rng([seed, 0, trial, length_ms, number])
-                        starts = random_starts(len(samples), query_samples, config["queries_per_song"], rng)
-                    for query_number, start in enumerate(starts):
-                        clean = samples[start : start + query_samples]
-                        if is_silent(clean, WINDOW_SAMPLES, WINDOW_SAMPLES // 2):  # windows at the 0.5 s hop
-                            silent_skipped += 1
-                            progress.update(len(snrs) * len(models))
-                            continue
-                        positions.append((number, query_number, start, clean))
+                positions, silent = query_positions(all_songs, config, trial, length, sr)
+                silent_skipped += silent
+                progress.update(silent * len(snrs) * len(models))
                 for snr in snrs:
-                    queries = []
-                    for number, query_number, start, clean in positions:
-                        rng = np.random.default_rng([seed, 1, trial, length_ms, _snr_code(snr), number, query_number])
-                        queries.append((number, start, degrade(clean, snr, rng)))
+                    queries = degraded_queries(positions, plan.degrade, config["seed"], trial, length, snr)
                     for model in models:
                         outcomes = []
                         for number, start, query in queries:
@@ -243,7 +295,12 @@ def _run(config, lengths, snrs, specs, output_dir, logger) -> list[dict]:
                         )
     if silent_skipped:
         logger.info(f"{silent_skipped} silent query positions skipped (no window above the silence floor)")
+    return trials
 
+
+def _summarise(config, plan: OfflinePlan, lengths, snrs, trials, output_dir, logger) -> list[dict]:
+    """Cells (mean ± std over trials) per model, length and condition; the report written and published."""
+    models, seed = plan.models, config["seed"]
     conditions = [snr_label(snr) for snr in snrs]
     cells = []
     for model in models:
@@ -267,16 +324,17 @@ def _run(config, lengths, snrs, specs, output_dir, logger) -> list[dict]:
         figures.append("no_match")
     figures += ["inference_ms", "search_ms"]
     notes = [
-        run_stamp(device),
-        f"{len(songs)} test songs, {len(unknown)} out-of-database songs, {config['n_trials']} trial(s), seed {seed}",
+        run_stamp(plan.device),
+        f"{len(plan.songs)} test songs, {len(plan.unknown)} out-of-database songs, "
+        f"{config['n_trials']} trial(s), seed {seed}",
         "queries: "
         + (
             "grid-aligned non-overlapping segments, noise only (reference protocol)"
             if config["aligned"]
             else f"{config['queries_per_song']} per song at random sample starts"
         ),
-        f"degradation: test noise at each SNR, IRs {'on' if impulses else 'off'}, "
-        f"cut-off filters {'on' if cutoff else 'off'}",
+        f"degradation: test noise at each SNR, IRs {'on' if plan.impulse_count else 'off'}, "
+        f"cut-off filters {'on' if plan.cutoff else 'off'}",
         "cells: mean ± std over trials",
     ] + [model.report_line() for model in models]
     names = [model.name for model in models]
@@ -293,7 +351,7 @@ def _run(config, lengths, snrs, specs, output_dir, logger) -> list[dict]:
     )
     metadata = {
         "protocol": "offline",
-        "device": device,
+        "device": plan.device,
         "notes": notes,
         "conditions": conditions,
         "query_lengths": lengths,

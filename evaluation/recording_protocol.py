@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +38,7 @@ from evaluation.metrics import (
     score_outcomes,
     summarize_trials,
 )
-from evaluation.models_under_test import MODEL_KEYS, load_models, parse_model_specs
+from evaluation.models_under_test import MODEL_KEYS, ModelUnderTest, load_models, parse_model_specs
 from evaluation.report import close_log, figure_titles, open_log, publish_report, report_markdown, run_stamp
 from matching.matcher import METHODS
 
@@ -137,7 +137,28 @@ def run_recording(config: dict) -> list[dict]:
         close_log(logger)
 
 
+@dataclass
+class RecordingPlan:
+    """What a real-world run answers: the loaded models, the playlist and its reference song files."""
+
+    device: str
+    models: list[ModelUnderTest]
+    sample_rate: int
+    entries: list[PlaylistEntry]
+    song_files: list[Path]  # one per playlist entry
+    conditions: list[str]  # one per recording: its file stem
+    stem_to_file: dict[str, Path]
+    references: list[np.ndarray] | None  # decoded songs, when the CSV has no explicit start/end
+
+
 def _run(config, lengths, specs, output_dir, logger) -> list[dict]:
+    plan = _plan(config, specs, logger)
+    cells, alignment = _answer(config, plan, lengths, logger)
+    return _summarise(config, plan, lengths, cells, alignment, output_dir, logger)
+
+
+def _plan(config, specs, logger) -> RecordingPlan:
+    """Load the models and the playlist; resolve its song files; log which songs each model indexes."""
     device = resolve_device(config["device"])
     logger.info(
         f"recording evaluation '{config['experiment_name']}' on {device}; config:\n{json.dumps(config, indent=2)}"
@@ -170,10 +191,16 @@ def _run(config, lengths, specs, output_dir, logger) -> list[dict]:
     if len(stem_to_file) != len(song_files):
         raise ConfigError(f"{config['csv_path']}: two playlist songs share a file name; list each song once")
     references = None if entries[0].start is not None else [load_audio(path, sr) for path in song_files]
+    return RecordingPlan(device, models, sr, entries, song_files, conditions, stem_to_file, references)
 
+
+def _answer(config, plan: RecordingPlan, lengths, logger) -> tuple[list[dict], dict[str, list[dict]]]:
+    """Every model answers every query of every recording: (cells, ground-truth intervals per recording)."""
+    models, sr, entries, song_files = plan.models, plan.sample_rate, plan.entries, plan.song_files
+    references, stem_to_file = plan.references, plan.stem_to_file
     cells = []
     alignment = {}
-    for recording_path, condition in zip(config["recording_wavs"], conditions):
+    for recording_path, condition in zip(config["recording_wavs"], plan.conditions):
         recording = load_audio(recording_path, sr)
         logger.info(f"recording {recording_path}: {len(recording) / sr:.1f} s")
         intervals = recording_ground_truth(
@@ -222,13 +249,18 @@ def _run(config, lengths, specs, output_dir, logger) -> list[dict]:
                         "per_query": [asdict(outcome) for outcome in outcomes],
                     }
                 )
+    return cells, alignment
 
+
+def _summarise(config, plan: RecordingPlan, lengths, cells, alignment, output_dir, logger) -> list[dict]:
+    """The report (tables, notes, ground truth) written and published; returns the cells."""
+    models, entries, conditions = plan.models, plan.entries, plan.conditions
     figures = ["accuracy", "exact", "near"]
     if any(cell["unknown_queries"] for cell in cells):
         figures.append("false_match")
     figures += ["inference_ms", "search_ms"]
     notes = [
-        run_stamp(device),
+        run_stamp(plan.device),
         f"playlist {config['csv_path']}: {len(entries)} songs; recordings: {', '.join(conditions)}",
         "ground truth: "
         + (
@@ -252,7 +284,7 @@ def _run(config, lengths, specs, output_dir, logger) -> list[dict]:
     )
     metadata = {
         "protocol": "recording",
-        "device": device,
+        "device": plan.device,
         "notes": notes,
         "conditions": conditions,
         "query_lengths": lengths,
