@@ -8,7 +8,7 @@ Usage: python evaluation/simulate_recording.py --config FILE [--set key=value ..
 import sys
 
 from common.config import run_script
-from evaluation.recording_simulation import SCHEMA, run_simulation
+from evaluation.simulator import SCHEMA, run_simulation
 
 __all__ = ["SCHEMA", "main"]
 

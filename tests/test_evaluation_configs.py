@@ -9,7 +9,7 @@ from evaluation.live_query import SCHEMA as LIVE
 from evaluation.models_under_test import parse_model_specs
 from evaluation.offline_protocol import SCHEMA as OFFLINE
 from evaluation.recording_protocol import SCHEMA as RECORDING
-from evaluation.recording_simulation import SCHEMA as SIMULATION
+from evaluation.simulator import SCHEMA as SIMULATION
 from generation.update_index import SCHEMA as UPDATE
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"

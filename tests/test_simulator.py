@@ -7,8 +7,7 @@ import soundfile as sf
 from common.audio import load_audio
 from common.config import validate
 from evaluation.ground_truth import read_playlist
-from evaluation.recording_simulation import SCHEMA, run_simulation
-from evaluation.simulator import RecordingSimulator, concatenate_songs, snr_db
+from evaluation.simulator import SCHEMA, RecordingSimulator, concatenate_songs, run_simulation, snr_db
 from tests.signals import synth_song
 
 SR = 8000
