@@ -18,7 +18,7 @@ import soundfile as sf
 from common.atomic import atomic_path
 from common.config import ConfigError
 from data_prep import build as build_module
-from data_prep import debian
+from data_prep import build_impulses, build_noise, debian
 from data_prep.babble import mix_babble
 from data_prep.build import build_dataset
 from data_prep.impulses import RoomRanges, clean_ir, draw_room, measure_rt60, shortest_rt60, simulate_rir
@@ -288,7 +288,7 @@ def test_interrupted_build_leaves_no_partial_file_and_resumes_to_the_same_result
     config = tiny_config(tmp_path, tiny_cache)
     out = tmp_path / "out"
     calls = {"count": 0}
-    original = build_module.write_wav
+    original = build_noise.write_wav
 
     def crash_on_third_write(path, samples, sr=8000, subtype="PCM_16"):
         calls["count"] += 1
@@ -298,14 +298,16 @@ def test_interrupted_build_leaves_no_partial_file_and_resumes_to_the_same_result
                 raise KeyboardInterrupt
         original(path, samples, sr, subtype)
 
-    monkeypatch.setattr(build_module, "write_wav", crash_on_third_write)
+    for stage in (build_noise, build_impulses):  # the stages that write WAVs (music is linked from the cache)
+        monkeypatch.setattr(stage, "write_wav", crash_on_third_write)
     with pytest.raises(KeyboardInterrupt):
         build_dataset(config)
     assert not (out / "summary.json").exists()
     assert not [p for p in out.rglob("*") if ".tmp" in p.name]
     for path in out.rglob("*.wav"):
         sf.info(str(path))  # every file present is complete
-    monkeypatch.setattr(build_module, "write_wav", original)
+    for stage in (build_noise, build_impulses):
+        monkeypatch.setattr(stage, "write_wav", original)
     resumed = build_dataset(config)
     fresh = build_dataset(tiny_config(tmp_path / "fresh", tiny_cache))
     for name in build_module.MANIFESTS:
