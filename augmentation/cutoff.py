@@ -13,6 +13,8 @@ import librosa
 import numpy as np
 import scipy.signal
 
+from common.audio import SAMPLE_RATE
+
 ROLLOFFS_DB_PER_OCTAVE = (12, 18, 24, 30, 36)
 
 
@@ -35,7 +37,7 @@ class CutOffFilter:
 
     def __init__(
         self,
-        sr: int = 8000,
+        sr: int = SAMPLE_RATE,
         p: float = 0.4,
         lowpass_hz: tuple[float, float] = (2000.0, 3000.0),
         highpass_hz: tuple[float, float] = (500.0, 1000.0),

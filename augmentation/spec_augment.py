@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from models.frontend_config import FrontEndConfig
+
 
 class SpecAugment:
     """With prob ``p`` per example, set one rectangle of up to ``max_mel_bins`` x ``max_frames`` to ``floor_db``.
@@ -12,7 +14,9 @@ class SpecAugment:
     log-mel would be the loudest possible value.
     """
 
-    def __init__(self, p: float = 0.33, max_mel_bins: int = 127, max_frames: int = 2, floor_db: float = -80.0):
+    def __init__(
+        self, p: float = 0.33, max_mel_bins: int = 127, max_frames: int = 2, floor_db: float = FrontEndConfig().floor_db
+    ):
         if not 0.0 <= p <= 1.0:
             raise ValueError(f"p must be in [0, 1], got {p}")
         if max_mel_bins < 0 or max_frames < 0:

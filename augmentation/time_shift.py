@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from common.audio import SAMPLE_RATE
+
 
 class TimeShift:
     """With prob ``p``, move a window's start by +-U(min_seconds, max_seconds).
@@ -12,7 +14,7 @@ class TimeShift:
     positive shifts are possible, at its end only negative ones.
     """
 
-    def __init__(self, sr: int = 8000, p: float = 0.3, min_seconds: float = 0.10, max_seconds: float = 0.25):
+    def __init__(self, sr: int = SAMPLE_RATE, p: float = 0.3, min_seconds: float = 0.10, max_seconds: float = 0.25):
         if not 0.0 <= p <= 1.0:
             raise ValueError(f"p must be in [0, 1], got {p}")
         if not 0 <= min_seconds <= max_seconds:

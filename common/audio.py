@@ -1,7 +1,7 @@
 """Audio decoding, resampling and framing.
 
 Every stage of the pipeline sees audio the same way: mono float32 at the front end's sample
-rate, cut into windows at a hop; the defaults come from ``models.frontend.FrontEndConfig``.
+rate, cut into windows at a hop; the defaults come from ``models.frontend_config.FrontEndConfig``.
 This module also owns the one silence test (``loud_windows``), used by extraction, training and
 evaluation alike.
 """
@@ -17,7 +17,7 @@ import soxr
 
 from common.atomic import atomic_path
 from common.errors import UserError
-from models.frontend import FrontEndConfig
+from models.frontend_config import FrontEndConfig
 
 _FRONT_END = FrontEndConfig()
 SAMPLE_RATE = _FRONT_END.sample_rate

@@ -9,9 +9,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from common.audio import SAMPLE_RATE
+
 
 def talker_stream(
-    clips: list[np.ndarray], n_samples: int, rng: np.random.Generator, sample_rate: int = 8000, pause_s=(0.05, 0.4)
+    clips: list[np.ndarray],
+    n_samples: int,
+    rng: np.random.Generator,
+    sample_rate: int = SAMPLE_RATE,
+    pause_s=(0.05, 0.4),
 ) -> np.ndarray:
     """(n_samples,) float32: random clips of one talker back to back with pauses of U(pause_s) seconds.
 
@@ -37,7 +43,7 @@ def mix_babble(
     seconds: float,
     rng: np.random.Generator,
     talkers: tuple[int, int] = (5, 12),
-    sample_rate: int = 8000,
+    sample_rate: int = SAMPLE_RATE,
     gain_db: float = 3.0,
     peak: float = 0.9,
 ) -> tuple[np.ndarray, list[int]]:

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from common.atomic import atomic_path, atomic_write_text
+from common.audio import SAMPLE_RATE
 from common.config import Config, ConfigError, Key, Schema, validate
 from data_prep.build_impulses import build_impulses
 from data_prep.build_music import build_music
@@ -35,7 +36,7 @@ SCHEMA = Schema(
         Key(
             "cache_dir", "path", "data/cache", "downloaded .deb files, extractions and decoded audio, shared by configs"
         ),
-        Key("sample_rate", "int", 8000, "sample rate of every output WAV (Hz)"),
+        Key("sample_rate", "int", SAMPLE_RATE, "sample rate of every output WAV (Hz)"),
         Key("seed", "int", 0, "seed for every random choice (subsets, validation songs, babble, rooms)"),
         Key("workers", "int", 2, "decoding / simulation processes"),
         Key("music_train", "dict", help="training music: {package: max tracks or null for all}"),

@@ -23,7 +23,7 @@ import soxr
 from tqdm import tqdm
 
 from common.atomic import atomic_path, atomic_write_text
-from common.audio import AUDIO_EXTENSIONS, AudioError
+from common.audio import AUDIO_EXTENSIONS, SAMPLE_RATE, AudioError
 
 FFMPEG_ONLY_EXTENSIONS = (".opus",)
 
@@ -34,7 +34,7 @@ class DecodeJob:
 
     source: str
     target: str
-    sample_rate: int = 8000
+    sample_rate: int = SAMPLE_RATE
     channel: int | None = None  # None: mix all channels to mono; k: keep channel k (impulse responses)
 
 

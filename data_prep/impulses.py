@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 import pyroomacoustics as pra
 
+from common.audio import SAMPLE_RATE
+
 RT60_CORRECTION = 1.28
 # The image-source count grows with max_order cubed; small very reverberant rooms would take
 # seconds each. Capping the order truncates only their latest, weakest reflections.
@@ -132,7 +134,7 @@ def place_in_room(
     raise ValueError(f"cannot place a source and microphone {distance_m} m apart in a {list(size_m)} m room")
 
 
-def clean_ir(ir: np.ndarray, sample_rate: int = 8000) -> np.ndarray:
+def clean_ir(ir: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """Trim silence before the direct sound (keeping 1 ms) and the tail below -80 dB; peak to 0.99.
 
     (n,) float -> (m,) float32. The onset is the first sample reaching 10% of the peak.
@@ -149,7 +151,7 @@ def clean_ir(ir: np.ndarray, sample_rate: int = 8000) -> np.ndarray:
     return (OUTPUT_PEAK * trimmed / peak).astype(np.float32)
 
 
-def simulate_rir(room: Room, sample_rate: int = 8000) -> np.ndarray:
+def simulate_rir(room: Room, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """(n,) float64 impulse response of ``room`` at ``sample_rate``, as pyroomacoustics computes it.
 
     Image-source method; ``room.rt60_s`` is the RT60 the result measures (module docstring). The
@@ -175,6 +177,6 @@ def simulate_rir(room: Room, sample_rate: int = 8000) -> np.ndarray:
     return np.asarray(shoebox.rir[0][0], dtype=np.float64)
 
 
-def measure_rt60(ir: np.ndarray, sample_rate: int = 8000) -> float:
+def measure_rt60(ir: np.ndarray, sample_rate: int = SAMPLE_RATE) -> float:
     """RT60 in seconds from the Schroeder decay (T30 extrapolated), via pyroomacoustics."""
     return float(pra.experimental.measure_rt60(np.asarray(ir, dtype=np.float64), sample_rate, decay_db=30))

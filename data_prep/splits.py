@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from common.audio import AudioError
+from common.audio import SAMPLE_RATE, AudioError
 from common.config import ConfigError
 from data_prep.decode import DecodedAudio, list_audio_files, probe
 
@@ -60,7 +60,7 @@ class SelectionStats:
         self.reasons.extend(other.reasons)
 
 
-def loudest_window_db(path: Path, sample_rate: int = 8000) -> float:
+def loudest_window_db(path: Path, sample_rate: int = SAMPLE_RATE) -> float:
     """RMS level in dBFS of the loudest 1 s window of a decoded WAV (the whole file when shorter)."""
     samples, _ = sf.read(str(path), dtype="float32")
     energy = np.square(samples, dtype=np.float64)

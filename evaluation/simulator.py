@@ -46,7 +46,7 @@ import numpy as np
 import scipy.signal
 
 from common.atomic import atomic_write_text
-from common.audio import AudioError, find_audio_files, load_audio, write_wav
+from common.audio import SAMPLE_RATE, AudioError, find_audio_files, load_audio, write_wav
 from common.config import ConfigError, Key, Schema
 from data_prep.impulses import place_in_room, simulate_rir
 from evaluation.ground_truth import PlaylistEntry, read_playlist, write_playlist
@@ -151,7 +151,7 @@ class RecordingSimulator:
         level_dbfs: RMS of the music region after level control, dBFS, or None for no gain change.
     """
 
-    sr: int = 8000
+    sr: int = SAMPLE_RATE
     speaker_impulse: np.ndarray | None = None
     speaker_band_hz: tuple[float, float] | None = (150.0, 3800.0)
     room_impulse: np.ndarray | None = None
@@ -301,7 +301,7 @@ SCHEMA = Schema(
         ),
         Key("lead_in_seconds", "float", 2.0, help="noise-only seconds before song 1 (the protocol must find it)"),
         Key("seed", "int", 0, help="seed of the song draw, IR choice, room geometry and noise"),
-        Key("sr", "int", 8000, help="sample rate of the recordings (Hz)"),
+        Key("sr", "int", SAMPLE_RATE, help="sample rate of the recordings (Hz)"),
     ],
 )
 

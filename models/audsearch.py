@@ -6,7 +6,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from models.frontend_config import EMBEDDING_DIM, FrontEndConfig
 from models.heads import GroupedProjection
+
+_FRONT_END = FrontEndConfig()
 
 # (out channels, stride) of the six residual blocks; the stem has 32 channels.
 PUBLISHED_STEM = 32
@@ -57,7 +60,13 @@ class AttentionResidualBlock(nn.Module):
 class AudSearch(nn.Module):
     """(B, 1, 256, 32) log-mel -> (B, 128) L2-normalised embeddings."""
 
-    def __init__(self, width: float = 1.0, n_mels: int = 256, frames: int = 32, embedding_dim: int = 128):
+    def __init__(
+        self,
+        width: float = 1.0,
+        n_mels: int = _FRONT_END.n_mels,
+        frames: int = _FRONT_END.frames,
+        embedding_dim: int = EMBEDDING_DIM,
+    ):
         super().__init__()
         stem_channels = max(1, round(PUBLISHED_STEM * width))
         self.stem = nn.Sequential(

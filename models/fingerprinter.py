@@ -5,7 +5,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from models.frontend_config import EMBEDDING_DIM, FrontEndConfig
 from models.heads import GroupedProjection
+
+_FRONT_END = FrontEndConfig()
 
 PUBLISHED_CHANNELS = (128, 128, 256, 256, 512, 512, 1024, 1024)
 
@@ -36,7 +39,13 @@ class SeparableBlock(nn.Module):
 class Fingerprinter(nn.Module):
     """(B, 1, 256, 32) log-mel -> (B, 128) L2-normalised embeddings."""
 
-    def __init__(self, width: float = 1.0, n_mels: int = 256, frames: int = 32, embedding_dim: int = 128):
+    def __init__(
+        self,
+        width: float = 1.0,
+        n_mels: int = _FRONT_END.n_mels,
+        frames: int = _FRONT_END.frames,
+        embedding_dim: int = EMBEDDING_DIM,
+    ):
         super().__init__()
         channels = [max(1, round(c * width)) for c in PUBLISHED_CHANNELS]
         blocks, in_channels, height, time = [], 1, n_mels, frames

@@ -7,6 +7,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from augmentation import AugmentationChain, TimeShift
+from common.audio import WINDOW_SAMPLES
 from training.cache import AudioCache
 
 
@@ -44,7 +45,7 @@ class PairDataset(Dataset):
         augment: AugmentationChain,
         time_shift: TimeShift,
         seed: int = 0,
-        window_samples: int = 8000,
+        window_samples: int = WINDOW_SAMPLES,
         windows_per_song: int = 1,
     ):
         if windows_per_song < 1:
