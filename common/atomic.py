@@ -10,6 +10,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from common.errors import UserError
+
 
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike):
@@ -47,3 +49,21 @@ def atomic_write_bytes(target: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``target`` atomically."""
     with atomic_path(target) as tmp:
         tmp.write_bytes(data)
+
+
+def writable_folder(folder: str | os.PathLike, what: str) -> Path:
+    """Create ``folder`` (with its parents) and check that files can be written in it.
+
+    ``what`` names it in the error (e.g. "config.json: key 'output dir'"); raises UserError when
+    the folder cannot be created or written (a file in the way, no permission, read-only disk).
+    """
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"{what}: {folder} is a file, not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise UserError(f"{what}: cannot write to {folder} ({error.strerror or error})") from None
+    return folder

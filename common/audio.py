@@ -108,11 +108,22 @@ def frame_windows(
 
 
 def find_audio_files(folder: str | os.PathLike) -> list[Path]:
-    """Every audio file under ``folder`` (recursive), sorted for a deterministic order."""
+    """Every audio file under ``folder`` (recursive), sorted for a deterministic order.
+
+    Raises AudioError naming the folder when ``folder`` or any folder below it cannot be read:
+    songs missing without a word would change every figure computed from the collection.
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise AudioError(f"{folder}: not a folder")
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file())
+
+    def unreadable(error: OSError) -> None:
+        raise AudioError(f"{error.filename}: cannot read folder ({error.strerror or error})")
+
+    found = []
+    for parent, _folders, names in os.walk(folder, onerror=unreadable):
+        found.extend(Path(parent) / name for name in names if Path(name).suffix.lower() in AUDIO_EXTENSIONS)
+    return sorted(path for path in found if path.is_file())
 
 
 def write_wav(path: str | os.PathLike, samples: np.ndarray, sr: int = SAMPLE_RATE, subtype: str = "PCM_16") -> None:

@@ -12,6 +12,7 @@ import difflib
 import json
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,8 +30,11 @@ class ConfigError(UserError):
 class Key:
     """One configuration key.
 
-    ``kind`` is one of: "str", "int", "float", "bool", "path", "paths", "list", "dict", "choice".
+    ``kind`` is one of: "str", "int", "float", "bool", "path", "paths", "list", "dict", "choice",
+    "filename" (a plain file name inside a configured folder: no folder part, not hidden).
     A "path" must exist when ``must_exist`` is set (input files and folders); output paths do not.
+    ``min``: the lowest value of an "int" or "float", the fewest entries of a "list" or "paths".
+    ``check``: a function of the value returning what is wrong with it, or None when it is fine.
     """
 
     name: str
@@ -40,6 +44,8 @@ class Key:
     must_exist: bool = False
     choices: tuple = ()
     nullable: bool = False
+    min: float | None = None
+    check: Callable[[Any], str | None] | None = None
 
     @property
     def required(self) -> bool:
@@ -85,9 +91,34 @@ def closest_key(name: str, candidates: list[str], renamed: dict[str, str] | None
 
 
 def _coerce(key: Key, value: Any, where: str, base_dir: Path) -> Any:
-    """Check ``value`` against ``key``'s type; returns the value (paths resolved)."""
+    """Check ``value`` against ``key``'s type, bound and check; returns the value (paths resolved)."""
     if value is None and (key.nullable or key.default is None):
         return None
+    value = _coerce_kind(key, value, where, base_dir)
+    if key.min is not None:
+        if key.kind in ("list", "paths") and len(value) < key.min:
+            entries = "one entry" if key.min == 1 else f"{key.min:g} entries"
+            raise ConfigError(f"{where}: key '{key.name}' must list at least {entries}, got {value!r}")
+        if key.kind in ("int", "float") and value < key.min:
+            raise ConfigError(f"{where}: key '{key.name}' must be at least {key.min:g}, got {value!r}")
+    problem = key.check(value) if key.check is not None else None
+    if problem:
+        raise ConfigError(f"{where}: key '{key.name}': {problem}")
+    return value
+
+
+def file_name_problem(name: str) -> str | None:
+    """What keeps ``name`` from being a plain file name inside a folder (None when it is one)."""
+    if not name:
+        return "the name is empty"
+    if "/" in name or "\\" in name:  # either separator: a config must mean the same on every system
+        return f"{name!r} must be a plain file name, without a folder part (set the output folder instead)"
+    if name.startswith("."):
+        return f"{name!r} must not start with '.' (hidden files and '..' are refused)"
+    return None
+
+
+def _coerce_kind(key: Key, value: Any, where: str, base_dir: Path) -> Any:
     wrong = f"{where}: key '{key.name}' must be {key.kind}, got {type(value).__name__} {value!r}"
     kind = key.kind
     if kind == "bool":
@@ -105,6 +136,13 @@ def _coerce(key: Key, value: Any, where: str, base_dir: Path) -> Any:
     if kind == "str":
         if not isinstance(value, str):
             raise ConfigError(wrong)
+        return value
+    if kind == "filename":
+        if not isinstance(value, str):
+            raise ConfigError(wrong)
+        problem = file_name_problem(value)
+        if problem:
+            raise ConfigError(f"{where}: key '{key.name}': {problem}")
         return value
     if kind == "choice":
         if value not in key.choices:

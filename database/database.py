@@ -151,6 +151,8 @@ class Database:
         self._refresh_table()
 
     def _append(self, songs: list[SongInput], chunk_rows: int, progress: bool) -> None:
+        if chunk_rows < 1:
+            raise DatabaseError(f"chunk size must be at least 1 vector, got {chunk_rows}")
         self._store = None  # ids are about to change; per-song arrays stay valid
         bar = None
         if progress:

@@ -19,6 +19,7 @@ Files written by ``Database.save`` (all beside each other):
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -29,11 +30,15 @@ from pathlib import Path
 import faiss
 import numpy as np
 
+from common.atomic import writable_folder
 from database.errors import DatabaseError
 from database.index import faiss_message
+from database.songs import SongEntry
 
 FORMAT = "deep-audio-fingerprint-database"
 FORMAT_VERSION = 1
+# What every database JSON holds; ``identity``, ``nprobe`` and ``fingerprint_dir`` are optional.
+REQUIRED_KEYS = ("d", "factory", "hop_seconds", "files", "songs")
 VECTOR_STORE_DTYPE = np.float16
 # Bytes read from each end of a data file for its digest (a full hash of a 5 GB index is slow).
 _DIGEST_EDGE_BYTES = 1 << 20
@@ -109,8 +114,8 @@ def write_database_files(
     Every file is written to a temporary beside its target and moved into place by
     ``_commit_files``: a crash at any moment leaves either the previous set or the new one loadable.
     """
-    index_path.parent.mkdir(parents=True, exist_ok=True)
-    json_path.parent.mkdir(parents=True, exist_ok=True)
+    writable_folder(index_path.parent, "database folder")
+    writable_folder(json_path.parent, "database folder")
     temporaries: list[Path] = []
     try:
         index_tmp = _temporary_beside(index_path)
@@ -181,6 +186,25 @@ def read_table(json_path: Path) -> dict:
         raise DatabaseError(f"{json_path}: not a database JSON of this toolkit (no '{FORMAT}' marker)")
     if table.get("format_version", 0) > FORMAT_VERSION:
         raise DatabaseError(f"{json_path}: format version {table['format_version']} is newer than this code")
+    missing = [key for key in REQUIRED_KEYS if key not in table]
+    if missing:
+        raise DatabaseError(f"{json_path}: database JSON lacks {', '.join(map(repr, missing))}")
+    if not isinstance(table["files"], dict) or not isinstance(table["files"].get("index"), dict):
+        raise DatabaseError(f'{json_path}: \'files\' must name the index file ({{"index": {{"file": ...}}}})')
+    if not isinstance(table["songs"], list):
+        raise DatabaseError(f"{json_path}: 'songs' must be a list, got {type(table['songs']).__name__}")
+    fields = [field.name for field in dataclasses.fields(SongEntry)]
+    required = [field.name for field in dataclasses.fields(SongEntry) if field.default is dataclasses.MISSING]
+    for number, song in enumerate(table["songs"]):
+        if not isinstance(song, dict):
+            raise DatabaseError(f"{json_path}: songs[{number}] must be an object, got {song!r}")
+        unknown = [key for key in song if key not in fields]
+        lacking = [key for key in required if key not in song]
+        if unknown or lacking:
+            problem = f"unknown field {unknown[0]!r}" if unknown else f"no {lacking[0]!r}"
+            raise DatabaseError(
+                f"{json_path}: songs[{number}] ({song.get('name', '?')}) has {problem} (fields: {', '.join(fields)})"
+            )
     return table
 
 

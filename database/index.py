@@ -20,6 +20,10 @@ def new_index(d: int, factory: str, arrays: list[np.ndarray], max_train_vectors:
     except RuntimeError as error:
         raise DatabaseError(f"faiss cannot build index '{factory}': {faiss_message(error)}") from None
     if not index.is_trained:
+        if max_train_vectors < 1:
+            raise DatabaseError(
+                f"index '{factory}' needs training: max_train_vectors must be at least 1, got {max_train_vectors}"
+            )
         sample = training_sample(arrays, max_train_vectors, seed)
         try:
             index.train(sample)

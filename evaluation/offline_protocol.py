@@ -26,7 +26,7 @@ from tqdm import tqdm
 from augmentation import CutOffFilter
 from common.audio import WINDOW_SAMPLES, AudioError, find_audio_files, is_silent, load_audio, load_song
 from common.config import ConfigError, Key, Schema
-from common.devices import resolve_device
+from common.devices import DEVICE_HELP, device_problem, resolve_device
 from evaluation.metrics import (
     EXACT_TOLERANCE_SECONDS,
     NEAR_TOLERANCE_SECONDS,
@@ -64,17 +64,20 @@ SCHEMA = Schema(
         ),
         Key("query_lengths", "list", [1, 2, 3, 5, 10], help="query lengths in seconds"),
         Key("snrs", "list", [0, 5, 10, 15], help="SNRs in dB (null: clean, no noise)"),
-        Key("n_trials", "int", 3, help="trials; each draws new positions and noise"),
-        Key("queries_per_song", "int", 5, help="random queries per song, length and trial (ignored when aligned)"),
+        Key("n_trials", "int", 3, min=1, help="trials; each draws new positions and noise"),
+        Key(
+            "queries_per_song", "int", 5, min=1, help="random queries per song, length and trial (ignored when aligned)"
+        ),
         Key(
             "max_songs",
             "int",
             None,
+            min=1,
             help="use at most this many test songs (and as many unknown songs), drawn with 'seed'",
         ),
-        Key("seed", "int", 0, help="seed of every random draw"),
+        Key("seed", "int", 0, min=0, help="seed of every random draw"),
         Key("method", "choice", "sequence", choices=METHODS, help="default matching method of models"),
-        Key("device", "str", "auto", help="'cpu', 'cuda' or 'auto'"),
+        Key("device", "str", "auto", help=DEVICE_HELP, check=device_problem),
         Key("exact_tolerance", "float", EXACT_TOLERANCE_SECONDS, help="offset error (s) of an exact hit"),
         Key("near_tolerance", "float", NEAR_TOLERANCE_SECONDS, help="offset error (s) of a near hit"),
         Key("output_dir", "path", "runs/reports/offline", help="report folder (created; files replaced)"),
@@ -93,9 +96,6 @@ def _check_lists(config: dict, where: str) -> tuple[list[float], list[float | No
         raise ConfigError(f"{where}: key 'query_lengths' must be a list of numbers >= 1 (s), got {lengths!r}")
     if not snrs or not all(x is None or (isinstance(x, (int, float)) and not isinstance(x, bool)) for x in snrs):
         raise ConfigError(f"{where}: key 'snrs' must be a list of numbers (dB) or null, got {snrs!r}")
-    for key in ("n_trials", "queries_per_song"):
-        if config[key] < 1:
-            raise ConfigError(f"{where}: key '{key}' must be at least 1, got {config[key]}")
     return [float(x) for x in lengths], [None if x is None else float(x) for x in snrs]
 
 
@@ -160,7 +160,7 @@ def _run(config, lengths, snrs, specs, output_dir, logger) -> list[dict]:
 
 def plan_offline(config, specs, logger) -> OfflinePlan:
     """Load the models, the test and unknown songs, the noise and IRs; check which songs each model indexes."""
-    device = resolve_device(config["device"])
+    device = resolve_device(config["device"], getattr(config, "source", None))
     logger.info(
         f"offline evaluation '{config['experiment_name']}' on {device}; config:\n{json.dumps(config, indent=2)}"
     )

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from common.audio import load_audio, window_count
 from common.config import ConfigError, Key, Schema
-from common.devices import resolve_device
+from common.devices import DEVICE_HELP, device_problem, resolve_device
 from evaluation.ground_truth import (
     PlaylistEntry,
     SongInterval,
@@ -54,6 +54,7 @@ SCHEMA = Schema(
             "recording_wavs",
             "paths",
             must_exist=True,
+            min=1,
             help="recordings of the playlist (e.g. low_t.wav, mid_t.wav, high_t.wav); columns of the table",
         ),
         Key("csv_path", "path", must_exist=True, help="playlist CSV: 'song' column, optional 'start', 'end' (s)"),
@@ -76,9 +77,13 @@ SCHEMA = Schema(
             "(same windows; 5-7x faster for the paper's lengths)",
         ),
         Key(
-            "timing_queries", "int", 20, help="with shared_embeddings: queries per cell also embedded alone, for timing"
+            "timing_queries",
+            "int",
+            20,
+            min=0,
+            help="with shared_embeddings: queries per cell also embedded alone, for timing",
         ),
-        Key("device", "str", "auto", help="'cpu', 'cuda' or 'auto'"),
+        Key("device", "str", "auto", help=DEVICE_HELP, check=device_problem),
         Key("exact_tolerance", "float", EXACT_TOLERANCE_SECONDS, help="offset error (s) of an exact hit"),
         Key("near_tolerance", "float", NEAR_TOLERANCE_SECONDS, help="offset error (s) of a near hit"),
         Key("output_dir", "path", "runs/reports/recording", help="report folder (created; files replaced)"),
@@ -159,7 +164,7 @@ def _run(config, lengths, specs, output_dir, logger) -> list[dict]:
 
 def _plan(config, specs, logger) -> RecordingPlan:
     """Load the models and the playlist; resolve its song files; log which songs each model indexes."""
-    device = resolve_device(config["device"])
+    device = resolve_device(config["device"], getattr(config, "source", None))
     logger.info(
         f"recording evaluation '{config['experiment_name']}' on {device}; config:\n{json.dumps(config, indent=2)}"
     )

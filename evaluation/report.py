@@ -25,7 +25,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen before pyplot is imported)
 
-from common.atomic import atomic_path, atomic_write_text  # noqa: E402
+from common.atomic import atomic_path, atomic_write_text, writable_folder  # noqa: E402
 from evaluation.metrics import EXACT_TOLERANCE_SECONDS, NEAR_TOLERANCE_SECONDS  # noqa: E402
 
 
@@ -230,8 +230,7 @@ def publish_report(
 
 def open_log(folder: str | os.PathLike, name: str) -> logging.Logger:
     """A logger writing to ``folder/run.log`` (replaced at each run) and to stderr."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = writable_folder(folder, "key 'output_dir'")
     logger = logging.getLogger(f"evaluation.{name}.{folder.resolve()}")
     logger.setLevel(logging.INFO)
     logger.propagate = False

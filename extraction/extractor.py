@@ -29,8 +29,10 @@ from pathlib import Path
 import numpy as np
 from torch.utils.data import DataLoader, Dataset
 
-from common.atomic import atomic_path
+from common.atomic import atomic_path, writable_folder
 from common.audio import AudioError, frame_windows, load_song
+from common.workers import worker_init_fn
+from extraction.errors import ExtractionError
 from extraction.manifest import (
     check_folder_identity,
     is_complete,
@@ -38,7 +40,7 @@ from extraction.manifest import (
     read_records,
     write_fingerprint_manifest,
 )
-from extraction.songs import SongSource
+from extraction.songs import SongSource, keep_names_unique
 from models.checkpoint import model_identity
 from models.encoder import WaveformEncoder, encode_batches
 
@@ -47,6 +49,7 @@ from models.encoder import WaveformEncoder, encode_batches
 class ExtractionSummary:
     """What one run did (for this rank)."""
 
+    songs: list[SongSource] = field(default_factory=list)  # this rank's songs, with the names they were given
     written: list[str] = field(default_factory=list)
     already_done: list[str] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (source path, reason)
@@ -190,6 +193,7 @@ def _song_loader(todo: list[SongSource], frontend, hop_samples: int, num_workers
         batch_size=None,
         num_workers=num_workers,
         collate_fn=_no_collate,
+        worker_init_fn=worker_init_fn(),  # workers die with this process, even under kill -9
         pin_memory=device.type == "cuda",
         persistent_workers=False,
         prefetch_factor=4 if num_workers > 0 else None,
@@ -224,8 +228,11 @@ def extract_fingerprints(
     Returns what was written, found complete, and skipped (with reasons).
     ``barrier``: a callable that waits for all ranks (torch.distributed.barrier under torchrun).
     """
-    folder = Path(output_dir)
-    folder.mkdir(parents=True, exist_ok=True)
+    if batch_size < 1 or num_workers < 0:
+        raise ExtractionError(
+            f"batch size must be at least 1 and num_workers at least 0, got {batch_size}, {num_workers}"
+        )
+    folder = writable_folder(output_dir, "output dir")
     identity = model_identity(payload)
     frontend = encoder.frontend_config
     hop_samples = frontend.default_hop_samples if hop_samples is None else hop_samples
@@ -239,8 +246,10 @@ def extract_fingerprints(
     summary = ExtractionSummary()
     started = time.perf_counter()
     records, _ = read_records(folder)
+    sources = keep_names_unique(sources, records)  # all ranks, so every rank names every song alike
+    summary.songs = sources[rank::world_size]
     todo = []
-    for source in sources[rank::world_size]:
+    for source in summary.songs:
         if is_complete(folder, source, records):
             summary.already_done.append(source.name)
         else:

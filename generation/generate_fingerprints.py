@@ -11,8 +11,9 @@ import sys
 
 import torch
 
+from common.atomic import writable_folder
 from common.config import Key, Schema, run_script
-from common.devices import resolve_device
+from common.devices import DEVICE_HELP, device_problem, resolve_device
 from extraction.errors import ExtractionError
 from extraction.extractor import extract_fingerprints
 from extraction.songs import plan_songs
@@ -23,18 +24,20 @@ FRONT_END = FrontEndConfig()  # the defaults; a checkpoint's own front end is ch
 SCHEMA = Schema(
     "generation/generate_fingerprints.py",
     [
-        Key("SR", "int", FRONT_END.sample_rate, "sample rate (Hz); must equal the checkpoint's front end"),
+        Key("SR", "int", FRONT_END.sample_rate, min=1, help="sample rate (Hz); must equal the checkpoint's front end"),
         Key(
             "HOP SIZE",
             "int",
             FRONT_END.default_hop_samples,
-            f"samples between window starts ({FRONT_END.default_hop_samples} = {FRONT_END.default_hop_seconds:g} s)",
+            min=1,
+            help=f"samples between window starts ({FRONT_END.default_hop_samples} = "
+            f"{FRONT_END.default_hop_seconds:g} s)",
         ),
         Key("input dirs", "paths", help="folders searched (recursively) for audio files", must_exist=True),
-        Key("batch size", "int", 256, "1 s windows per model batch (windows of several songs are pooled)"),
+        Key("batch size", "int", 256, min=1, help="1 s windows per model batch (windows of several songs are pooled)"),
         Key("weights", "path", help="checkpoint (.pt) written by the trainer", must_exist=True),
         Key("output dir", "path", help="folder for <song>.npy files and manifest.json"),
-        Key("num_workers", "int", 2, "DataLoader worker processes decoding songs"),
+        Key("num_workers", "int", 2, min=0, help="DataLoader worker processes decoding songs"),
         Key(
             "model_str",
             "choice",
@@ -46,7 +49,8 @@ SCHEMA = Schema(
             "device",
             "str",
             "auto",
-            "auto (CUDA when present), cpu, cuda or cuda:N; under torchrun each rank uses cuda:LOCAL_RANK",
+            f"{DEVICE_HELP}; under torchrun each rank uses cuda:LOCAL_RANK",
+            check=device_problem,
         ),
         Key("progress", "bool", True, "show a progress bar"),
     ],
@@ -56,7 +60,8 @@ SCHEMA = Schema(
 def main(config) -> int:
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
-    device = resolve_device(config["device"])
+    device = resolve_device(config["device"], config.source)
+    writable_folder(config["output dir"], f"{config.source}: key 'output dir'")
     distributed = world_size > 1
     if distributed:
         backend = "nccl" if device.startswith("cuda") else "gloo"
@@ -76,8 +81,6 @@ def main(config) -> int:
                 f"{config.source}: SR {config['SR']} but {config['weights']} was trained at "
                 f"{encoder.frontend_config.sample_rate} Hz"
             )
-        if config["HOP SIZE"] < 1:
-            raise ExtractionError(f"{config.source}: 'HOP SIZE' must be at least 1, got {config['HOP SIZE']}")
         sources = plan_songs(config["input dirs"])
         summary = extract_fingerprints(
             encoder,

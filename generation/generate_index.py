@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from common.atomic import writable_folder
 from common.config import Key, Schema, run_script
 from database import Database, DatabaseError
 from extraction.manifest import load_fingerprint_folder
@@ -19,13 +20,15 @@ SCHEMA = Schema(
     [
         Key("input_dir", "path", help="fingerprint folder written by generate_fingerprints.py", must_exist=True),
         Key("output_dir", "path", help="folder for <name>.index and <name>.json"),
-        Key("name", "str", help="file name prefix of the index and its JSON"),
+        Key("name", "filename", help="file name prefix of the index and its JSON (no folder part)"),
         Key("index", "str", "Flat", "faiss index_factory string, e.g. Flat, IVF200,PQ32, IVF1024,PQ64"),
-        Key("d", "int", EMBEDDING_DIM, "embedding dimension; must equal the fingerprints'"),
-        Key("nprobe", "int", 10, "inverted lists searched per query (IVF indexes), stored in the JSON"),
-        Key("max_train_vectors", "int", 100_000, "training sample size for IVF/PQ (random rows, all songs)"),
-        Key("chunk_size", "int", 100_000, "vectors added to faiss per step (bounds memory)"),
-        Key("seed", "int", 0, "random seed of the training sample"),
+        Key("d", "int", EMBEDDING_DIM, min=1, help="embedding dimension; must equal the fingerprints'"),
+        Key("nprobe", "int", 10, min=1, help="inverted lists searched per query (IVF indexes), stored in the JSON"),
+        Key(
+            "max_train_vectors", "int", 100_000, min=1, help="training sample size for IVF/PQ (random rows, all songs)"
+        ),
+        Key("chunk_size", "int", 100_000, min=1, help="vectors added to faiss per step (bounds memory)"),
+        Key("seed", "int", 0, min=0, help="random seed of the training sample"),
         Key("overwrite", "bool", False, "replace an existing <name>.index instead of refusing"),
         Key("progress", "bool", True, "show a progress bar while adding"),
     ],
@@ -34,7 +37,7 @@ SCHEMA = Schema(
 
 def build_index(config) -> Database:
     """Build and save the database described by a validated ``config``; returns it."""
-    index_path = Path(config["output_dir"]) / f"{config['name']}.index"
+    index_path = writable_folder(config["output_dir"], f"{config.source}: key 'output_dir'") / f"{config['name']}.index"
     if index_path.exists() and not config["overwrite"]:
         raise DatabaseError(f'{index_path} exists; set "overwrite": true or use update_index.py to add songs')
     manifest, songs = load_fingerprint_folder(config["input_dir"])

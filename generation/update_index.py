@@ -10,8 +10,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from common.atomic import writable_folder
 from common.config import Key, Schema, run_script
-from common.devices import resolve_device
+from common.devices import DEVICE_HELP, device_problem, resolve_device
 from database import Database, DatabaseError
 from extraction.extractor import extract_fingerprints
 from extraction.manifest import load_fingerprint_folder
@@ -40,9 +41,9 @@ SCHEMA = Schema(
             "where add_audio_dirs' fingerprints go (default <name>_added/ beside the database)",
             nullable=True,
         ),
-        Key("batch size", "int", 256, "1 s windows per model batch when fingerprinting add_audio_dirs"),
-        Key("num_workers", "int", 2, "DataLoader workers decoding add_audio_dirs"),
-        Key("device", "str", "auto", "auto (CUDA when present), cpu or cuda"),
+        Key("batch size", "int", 256, min=1, help="1 s windows per model batch when fingerprinting add_audio_dirs"),
+        Key("num_workers", "int", 2, min=0, help="DataLoader workers decoding add_audio_dirs"),
+        Key("device", "str", "auto", DEVICE_HELP, check=device_problem),
         Key(
             "output_database",
             "path",
@@ -59,13 +60,16 @@ SCHEMA = Schema(
 def update_index(config) -> Database:
     """Apply ``remove`` then the additions to the database, then save it atomically."""
     json_path = Path(config["database"])
+    output = Path(config["output_database"] or json_path)
+    output_key = "output_database" if config["output_database"] else "database"
+    writable_folder(output.parent, f"{config.source}: key '{output_key}'")
     database = Database.open(json_path)
     # (folder, names to add or None for all of the folder's songs)
     fingerprint_dirs: list[tuple[str, set[str] | None]] = [(folder, None) for folder in config["add_fingerprint_dirs"]]
     if config["add_audio_dirs"]:
         if config["weights"] is None:
             raise DatabaseError(f"{config.source}: 'add_audio_dirs' needs 'weights' (the database's model)")
-        encoder, payload = load_encoder(config["weights"], resolve_device(config["device"]))
+        encoder, payload = load_encoder(config["weights"], resolve_device(config["device"], config.source))
         database.check_compatible(model_identity(payload))
         folder = config["fingerprints_dir"] or str(json_path.with_name(json_path.stem + "_added"))
         sources = plan_songs(config["add_audio_dirs"])
@@ -81,8 +85,8 @@ def update_index(config) -> Database:
         )
         for _source, reason in summary.skipped:
             print(f"skipped: {reason}", file=sys.stderr)
-        # the folder may hold songs of earlier updates: add only this run's
-        fingerprint_dirs.append((folder, {source.name for source in sources}))
+        # the folder may hold songs of earlier updates: add only this run's (by the names extraction gave them)
+        fingerprint_dirs.append((folder, {source.name for source in summary.songs}))
     if config["remove"]:
         database.remove_songs([str(name) for name in config["remove"]])
     for folder, names in fingerprint_dirs:
@@ -96,7 +100,6 @@ def update_index(config) -> Database:
                 f"the database uses {database.hop_seconds} s"
             )
         database.add_songs(songs, progress=config["progress"])
-    output = Path(config["output_database"] or json_path)
     database.save(output.with_suffix(".index"), output)
     return database
 

@@ -22,6 +22,8 @@ from models import FrontEndConfig
 
 FORMAT = "deep-audio-fingerprint-checkpoint"
 FORMAT_VERSION = 1
+# What every checkpoint holds; the training fields (config, epoch, optimizer state...) are optional.
+REQUIRED_KEYS = ("model_str", "width", "embedding_dim", "frontend", "model_state", "model_id")
 
 
 class CheckpointError(UserError):
@@ -82,6 +84,18 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     if payload.get("format_version", 0) > FORMAT_VERSION:
         raise CheckpointError(
             f"{path}: checkpoint format version {payload['format_version']} is newer than this code ({FORMAT_VERSION})"
+        )
+    missing = [key for key in REQUIRED_KEYS if key not in payload]
+    if missing:
+        raise CheckpointError(f"{path}: checkpoint lacks {', '.join(map(repr, missing))}")
+    if not isinstance(payload["model_state"], dict) or not isinstance(payload["frontend"], dict):
+        raise CheckpointError(f"{path}: checkpoint 'model_state' and 'frontend' must be dicts")
+    # Indexes and fingerprint folders trust model_id to name these weights: weights changed
+    # after saving (with the id kept) would be matched against vectors of other weights.
+    if weights_id(payload["model_state"]) != payload["model_id"]:
+        raise CheckpointError(
+            f"{path}: the weights do not match the checkpoint's model_id {payload['model_id']} "
+            "(changed after saving?); save it again with models.checkpoint.save_checkpoint"
         )
     return payload
 

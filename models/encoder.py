@@ -35,7 +35,10 @@ class WaveformEncoder(nn.Module):
 def load_encoder(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[WaveformEncoder, dict]:
     """Load a checkpoint as an eval-mode WaveformEncoder on ``device``; returns (encoder, payload)."""
     payload = load_checkpoint(path)
-    frontend = FrontEndConfig.from_dict(payload["frontend"])
+    try:
+        frontend = FrontEndConfig.from_dict(payload["frontend"])
+    except (TypeError, ValueError) as error:
+        raise CheckpointError(f"{path}: checkpoint 'frontend' is not a front-end config ({error})") from None
     try:
         model = get_model(payload["model_str"], payload["width"], frontend, payload["embedding_dim"])
         model.load_state_dict(payload["model_state"])

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from common.config import ConfigError, file_name_problem
 from models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
 
@@ -56,6 +57,9 @@ class RunFiles:
     stem: str = field(init=False)
 
     def __post_init__(self):
+        problem = file_name_problem(self.model_name)
+        if problem:  # the files must stay inside output_path
+            raise ConfigError(f"key 'model_name': {problem}")
         self.output_path = Path(self.output_path)
         self.stem = self.model_name[:-3] if self.model_name.endswith(".pt") else self.model_name
 

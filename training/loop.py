@@ -18,8 +18,10 @@ from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
 from augmentation import AugmentationChain, SpecAugment, TimeShift
+from common.atomic import writable_folder
 from common.audio import SAMPLE_RATE
 from common.config import ConfigError
+from common.workers import worker_init_fn
 from models import FrontEndConfig, LogMel, get_model
 from models.encoder import encode_batches
 from models.frontend import EMBEDDING_DIM
@@ -61,13 +63,7 @@ def build_optimizer(config: dict, parameters) -> tuple[torch.optim.Optimizer, fl
 
 
 def check_config(config: dict, world_size: int) -> None:
-    for name in ("epochs", "batch_size", "windows_per_song", "val_windows_per_song", "threads"):
-        if config.get(name) is None:
-            continue
-        if config[name] < 1:
-            raise ConfigError(f"key '{name}' must be at least 1, got {config[name]}")
-    if config["patience"] < 1:
-        raise ConfigError(f"key 'patience' must be at least 1, got {config['patience']}")
+    """What the schema cannot say about one key alone (its bounds are in training.config)."""
     if config["lr"] <= 0 or config["temperature"] <= 0 or config["width"] <= 0:
         raise ConfigError("keys 'lr', 'temperature' and 'width' must be positive")
     try:
@@ -123,8 +119,11 @@ def train(config: dict, stop_after_epochs: int | None = None) -> list[dict]:
 
 def _train(config: dict, context: distributed.Distributed, stop_after_epochs: int | None) -> list[dict]:
     check_config(config, context.world_size)
+    where = f"{config.source}: " if getattr(config, "source", None) else ""
     config = dict(config)  # plain dict: checkpoints are read back with weights_only=True
     files = RunFiles(config["output_path"], config["model_name"])
+    if context.is_main:
+        writable_folder(files.output_path, f"{where}key 'output_path'")
     log = RunLog(files.log, enabled=context.is_main)
     device = context.device
     show_progress = config["progress"] and context.is_main
@@ -180,6 +179,7 @@ def _train(config: dict, context: distributed.Distributed, stop_after_epochs: in
         sampler=sampler,
         num_workers=config["num_workers"],
         persistent_workers=config["num_workers"] > 0,
+        worker_init_fn=worker_init_fn(),  # workers die with this process, even under kill -9
         pin_memory=device.type == "cuda",
         drop_last=False,
     )
