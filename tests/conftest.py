@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from tests.fakes import save_tiny_checkpoint
 from tests.signals import synth_song
 
 
@@ -19,3 +20,13 @@ def song_file(tmp_path):
         return path
 
     return make
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory):
+    """Path of an untrained fingerprinter (width 0.125, torch seed 0) saved once for the session.
+
+    Shared by every test that needs some model: read it, never write to it (a test that needs
+    other weights saves its own with ``tests.fakes.save_tiny_checkpoint``).
+    """
+    return save_tiny_checkpoint(tmp_path_factory.mktemp("checkpoint") / "tiny.pt")

@@ -35,3 +35,15 @@ def synth_song(seconds: float, seed: int, sr: int = 8000) -> np.ndarray:
         out[start : start + len(burst)] += 0.5 * burst
     out += 0.01 * rng.standard_normal(n)
     return (0.5 * out / np.abs(out).max()).astype(np.float32)
+
+
+def write_songs(folder, count: int, seconds: float = 4.0) -> list[str]:
+    """``count`` synthetic songs song0.wav.. written into ``folder``; their paths as strings."""
+    from common.audio import write_wav
+
+    paths = []
+    for index in range(count):
+        path = folder / f"song{index}.wav"
+        write_wav(path, synth_song(seconds, seed=index))
+        paths.append(str(path))
+    return paths

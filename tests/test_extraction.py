@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from common.audio import load_audio, write_wav
 from extraction.errors import ExtractionError
@@ -14,18 +13,11 @@ from extraction.extractor import extract_fingerprints
 from extraction.manifest import load_fingerprint_folder
 from extraction.songs import plan_songs
 from generation.generate_fingerprints import SCHEMA, main
-from models import get_model
-from models.checkpoint import save_checkpoint
 from models.encoder import embed_samples, load_encoder
+from tests.fakes import save_tiny_checkpoint
 from tests.signals import synth_song
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def tiny_checkpoint(path, seed=0, model_str="fingerprinter"):
-    torch.manual_seed(seed)
-    save_checkpoint(path, get_model(model_str, width=0.125), model_str, 0.125)
-    return path
 
 
 @pytest.fixture
@@ -73,8 +65,8 @@ def test_same_named_files_in_different_folders_get_distinct_stable_names(library
     assert names == [source.name for source in plan_songs([library / "b", library / "a"])]  # order-independent
 
 
-def test_fingerprints_match_embedding_each_song_alone_and_skip_bad_files(tmp_path, library, capsys):
-    checkpoint = tiny_checkpoint(tmp_path / "tiny.pt")
+def test_fingerprints_match_embedding_each_song_alone_and_skip_bad_files(tiny_checkpoint, tmp_path, library, capsys):
+    checkpoint = tiny_checkpoint
     assert run(config_for(tmp_path, library, checkpoint)) == 0
     folder = tmp_path / "fingerprints"
     manifest = json.loads((folder / "manifest.json").read_text())
@@ -96,8 +88,8 @@ def test_fingerprints_match_embedding_each_song_alone_and_skip_bad_files(tmp_pat
     assert not [name for name in os.listdir(folder) if name.startswith(".")]  # no logs or temporaries left
 
 
-def test_a_rerun_resumes_without_recomputing_finished_songs(tmp_path, library):
-    checkpoint = tiny_checkpoint(tmp_path / "tiny.pt")
+def test_a_rerun_resumes_without_recomputing_finished_songs(tiny_checkpoint, tmp_path, library):
+    checkpoint = tiny_checkpoint
     config = config_for(tmp_path, library, checkpoint)
     assert run(config) == 0
     folder = tmp_path / "fingerprints"
@@ -111,8 +103,8 @@ def test_a_rerun_resumes_without_recomputing_finished_songs(tmp_path, library):
     assert len(songs) == 4
 
 
-def test_an_interrupted_run_is_resumed_from_its_progress_log(tmp_path, library):
-    checkpoint = tiny_checkpoint(tmp_path / "tiny.pt")
+def test_an_interrupted_run_is_resumed_from_its_progress_log(tiny_checkpoint, tmp_path, library):
+    checkpoint = tiny_checkpoint
     encoder, payload = load_encoder(checkpoint)
     folder = tmp_path / "fingerprints"
     sources = plan_songs([library / "a"])
@@ -139,21 +131,23 @@ def test_an_interrupted_run_is_resumed_from_its_progress_log(tmp_path, library):
     assert summary.already_done == ["song0"] and sorted(summary.written) == ["song1", "song2"]
 
 
-def test_model_str_that_disagrees_with_the_checkpoint_is_an_error_naming_both(tmp_path, library, capsys):
-    checkpoint = tiny_checkpoint(tmp_path / "tiny.pt")
+def test_model_str_that_disagrees_with_the_checkpoint_is_an_error_naming_both(
+    tiny_checkpoint, tmp_path, library, capsys
+):
+    checkpoint = tiny_checkpoint
     assert run(config_for(tmp_path, library, checkpoint, model_str="audsearch")) == 2
     error = capsys.readouterr().err
     assert "audsearch" in error and "fingerprinter" in error and error.count("\n") == 1
 
 
 def test_a_folder_of_another_models_fingerprints_is_refused(tmp_path, library, capsys):
-    assert run(config_for(tmp_path, library, tiny_checkpoint(tmp_path / "one.pt", seed=0))) == 0
-    assert run(config_for(tmp_path, library, tiny_checkpoint(tmp_path / "two.pt", seed=1))) == 2
+    assert run(config_for(tmp_path, library, save_tiny_checkpoint(tmp_path / "one.pt", seed=0))) == 0
+    assert run(config_for(tmp_path, library, save_tiny_checkpoint(tmp_path / "two.pt", seed=1))) == 2
     assert "holds fingerprints of fingerprinter" in capsys.readouterr().err
 
 
-def test_loader_workers_give_the_same_fingerprints(tmp_path, library):
-    checkpoint = tiny_checkpoint(tmp_path / "tiny.pt")
+def test_loader_workers_give_the_same_fingerprints(tiny_checkpoint, tmp_path, library):
+    checkpoint = tiny_checkpoint
     encoder, payload = load_encoder(checkpoint)
     sources = plan_songs([library / "a"])
     extract_fingerprints(encoder, payload, sources, tmp_path / "w0", batch_size=5, num_workers=0, progress=False)
@@ -169,8 +163,8 @@ def test_missing_manifest_is_a_clear_error(tmp_path):
         load_fingerprint_folder(tmp_path)
 
 
-def test_torchrun_ranks_split_the_songs_and_write_one_manifest(tmp_path, library):
-    checkpoint = tiny_checkpoint(tmp_path / "tiny.pt")
+def test_torchrun_ranks_split_the_songs_and_write_one_manifest(tiny_checkpoint, tmp_path, library):
+    checkpoint = tiny_checkpoint
     config = config_for(tmp_path, library, checkpoint, device="cpu")
     torchrun = Path(sys.executable).with_name("torchrun")
     result = subprocess.run(

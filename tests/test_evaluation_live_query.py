@@ -18,11 +18,10 @@ from live.session import LiveSession, run_live
 from live.sources import FileSource
 from matching.matcher import Matcher
 from matching.recognizer import Recognizer
-from models import get_model
-from models.checkpoint import model_identity, save_checkpoint
+from models.checkpoint import model_identity
 from models.encoder import embed_samples, load_encoder
+from tests.fakes import fake_pyaudio, save_tiny_checkpoint, wait_until
 from tests.signals import synth_song
-from tests.test_live import fake_pyaudio, wait_until
 
 SR = 8000
 # The recording: song1 from 3 s for 12 s, 10 s of a song not in the database, song3 from 5 s for 12 s.
@@ -42,11 +41,10 @@ def one_torch_thread():
 
 
 @pytest.fixture(scope="module")
-def live_setup(tmp_path_factory):
+def live_setup(tmp_path_factory, tiny_checkpoint):
     folder = tmp_path_factory.mktemp("live")
-    torch.manual_seed(0)
     weights = folder / "model.pt"
-    save_checkpoint(weights, get_model("fingerprinter", width=0.125), "fingerprinter", width=0.125)
+    weights.symlink_to(tiny_checkpoint)
     encoder, payload = load_encoder(weights)
     songs = {name: synth_song(20.0, seed) for name, seed in (("song1", 1), ("song2", 2), ("song3", 3))}
     database = Database.build(
@@ -184,9 +182,7 @@ def test_ctrl_c_stops_a_running_live_query_with_a_summary(live_setup):
 
 
 def test_a_database_built_by_another_model_is_refused_in_one_line(live_setup, tmp_path, capsys):
-    torch.manual_seed(1)
-    other = tmp_path / "other.pt"
-    save_checkpoint(other, get_model("fingerprinter", width=0.125), "fingerprinter", width=0.125)
+    other = save_tiny_checkpoint(tmp_path / "other.pt", seed=1)
     argv = ["--config", str(live_setup["config_path"]), "--set", f"weights={json.dumps(str(other))}"]
     assert live_query_main([*argv, "--input", str(live_setup["recording_path"])]) == 2
     error = capsys.readouterr().err

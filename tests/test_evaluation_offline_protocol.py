@@ -2,7 +2,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from common.audio import write_wav
 from common.config import ConfigError, run_script, validate
@@ -11,8 +10,7 @@ from evaluation import evaluate_offline
 from evaluation.models_under_test import parse_model_specs
 from evaluation.offline_protocol import SCHEMA, run_offline
 from evaluation.queries import QueryDegrader
-from models import get_model
-from models.checkpoint import model_identity, save_checkpoint
+from models.checkpoint import model_identity
 from models.encoder import embed_samples, load_encoder
 from tests.signals import synth_song
 
@@ -20,11 +18,10 @@ SR = 8000
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory):
+def setup(tmp_path_factory, tiny_checkpoint):
     """Three indexed songs (whole multiples of the 0.5 s hop), one song not in the database, noise, a tiny model."""
     root = tmp_path_factory.mktemp("offline")
-    torch.manual_seed(0)
-    save_checkpoint(root / "tiny.pt", get_model("fingerprinter", width=0.125), "fingerprinter", 0.125)
+    (root / "tiny.pt").symlink_to(tiny_checkpoint)
     encoder, payload = load_encoder(root / "tiny.pt")
     indexed = []
     for number, seconds in enumerate((6.0, 5.0, 4.5)):

@@ -16,6 +16,7 @@ from extraction.songs import plan_songs
 from matching.matcher import Matcher, choose_threshold
 from models.checkpoint import model_identity
 from models.encoder import embed_samples, load_encoder
+from tests.fakes import save_tiny_checkpoint
 from tests.signals import synth_song
 
 DEMO_MODEL = Path(__file__).resolve().parents[1] / "pretrained" / "fingerprinter_demo.pt"
@@ -82,14 +83,9 @@ def test_excerpts_at_the_very_start_and_end_of_songs_are_found(world):
 
 
 def test_querying_with_another_model_is_an_error_naming_both(world, tmp_path):
-    import torch
-
     from database import DatabaseError
-    from models import get_model
-    from models.checkpoint import save_checkpoint
 
-    torch.manual_seed(0)
-    save_checkpoint(tmp_path / "other.pt", get_model("audsearch", width=0.125), "audsearch", 0.125)
+    save_tiny_checkpoint(tmp_path / "other.pt", model_str="audsearch")
     _, other = load_encoder(tmp_path / "other.pt")
     database = Database.load(world["root"] / "db.index")
     with pytest.raises(DatabaseError, match=r"built with fingerprinter.*query uses audsearch"):

@@ -2,7 +2,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from common.audio import write_wav
 from common.config import run_script
@@ -10,22 +9,16 @@ from database import Database
 from extraction.extractor import extract_fingerprints
 from extraction.songs import plan_songs
 from generation import generate_index, update_index
-from models import get_model
-from models.checkpoint import save_checkpoint
 from models.encoder import load_encoder
+from tests.fakes import save_tiny_checkpoint
 from tests.signals import synth_song
 
 
-def tiny_checkpoint(path, seed=0):
-    torch.manual_seed(seed)
-    save_checkpoint(path, get_model("fingerprinter", width=0.125), "fingerprinter", 0.125)
-    return path
-
-
 @pytest.fixture
-def setup(tmp_path):
+def setup(tmp_path, tiny_checkpoint):
     """Fingerprints of songs a0..a2 (folder fp_a) and b0 (folder fp_b) made by one tiny model."""
-    checkpoint = tiny_checkpoint(tmp_path / "tiny.pt")
+    checkpoint = tmp_path / "tiny.pt"
+    checkpoint.symlink_to(tiny_checkpoint)
     encoder, payload = load_encoder(checkpoint)
     for number in range(3):
         write_wav(tmp_path / "a" / f"a{number}.wav", synth_song(4.0 + number, number))
@@ -144,7 +137,7 @@ def test_update_index_fingerprints_audio_folders_with_the_databases_model(setup)
 
 def test_adding_fingerprints_of_another_model_is_an_error_naming_both(setup, capsys):
     build_flat_index(setup)
-    other = tiny_checkpoint(setup / "other.pt", seed=5)
+    other = save_tiny_checkpoint(setup / "other.pt", seed=5)
     add = write_config(
         setup / "add.json",
         database=str(setup / "db" / "demo.json"),
