@@ -157,8 +157,7 @@ def evaluate(table: LandmarkTable, queries: list[Query]) -> list[tuple]:
 
 def accepted(match, config: LandmarkConfig, min_margin: int | None = None) -> bool:
     """The table's no-match rule, with another ``min_margin`` when given."""
-    margin = config.min_margin if min_margin is None else min_margin
-    return match.score >= config.min_count and match.score - match.runner_up_score >= margin
+    return config.accepts(match.score, match.runner_up_score, min_margin)
 
 
 def cell_rates(results, config: LandmarkConfig, min_margin: int | None = None) -> tuple[float, float]:

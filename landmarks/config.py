@@ -48,7 +48,8 @@ class LandmarkConfig:
 
     Matching: a song is reported when at least ``min_count`` query hashes agree on one time
     offset, within +-``offset_tolerance_frames``, and that count exceeds the runner-up song's by
-    at least ``min_margin`` (the runner-up's count is the chance level of this query).
+    at least ``min_margin`` + ``margin_per_runner_up`` x the runner-up's count (the runner-up's
+    count is the chance level of this query, and chance margins grow with it).
     ``query_shifts`` > 1 also analyses the query at that many sub-hop shifts (more hashes, more
     robust, proportionally slower).
     ``max_entries_per_hash`` drops hashes stored more often than that from the vote (0 = keep all).
@@ -66,6 +67,7 @@ class LandmarkConfig:
     max_df_bins: int = 31
     min_count: int = 5
     min_margin: int = 6
+    margin_per_runner_up: float = 0.0
     offset_tolerance_frames: int = 1
     query_shifts: int = 1
     max_entries_per_hash: int = 1000
@@ -77,6 +79,7 @@ class LandmarkConfig:
             _check(name, getattr(self, name), lambda value: value >= 1, "an integer >= 1")
         for name in ("min_margin", "offset_tolerance_frames", "max_entries_per_hash"):
             _check(name, getattr(self, name), lambda value: value >= 0, "an integer >= 0")
+        _check("margin_per_runner_up", self.margin_per_runner_up, lambda value: value >= 0, "a number >= 0", False)
         for name in ("density", "spread_bins"):
             _check(name, getattr(self, name), lambda value: value > 0, "a number > 0", integer=False)
         if self.fft_samples % 2:
@@ -99,6 +102,16 @@ class LandmarkConfig:
     def frame_seconds(self) -> float:
         """Seconds between frames (one hop)."""
         return self.hop_samples / self.sample_rate
+
+    def accepts(self, score: int, runner_up_score: int, min_margin: int | None = None) -> bool:
+        """The no-match rule: is a best song with ``score`` aligned hashes, runner-up at ``runner_up_score``, a match?
+
+        ``min_margin`` replaces the configured one (to study the rule after the fact).
+        """
+        margin = self.min_margin if min_margin is None else min_margin
+        return (
+            score >= self.min_count and score - runner_up_score >= margin + self.margin_per_runner_up * runner_up_score
+        )
 
     def analysis(self) -> dict:
         """The fields that shape the stored hashes, as a plain dict."""
@@ -145,5 +158,5 @@ def _check(name: str, value, valid, wanted: str, integer: bool = True) -> None:
 # Measured on the demo music (docs/landmarks.md, bench/landmarks.py).
 PRESETS = {
     "default": LandmarkConfig(),
-    "dense": LandmarkConfig(density=70.0, fan_out=8, min_margin=20),
+    "dense": LandmarkConfig(density=70.0, fan_out=8, min_margin=8, margin_per_runner_up=0.5),
 }

@@ -23,8 +23,8 @@ CANDIDATES = 10
 class LandmarkMatch:
     """The answer to one query.
 
-    ``song`` is None for "no match" (``score`` below ``min_count``, or less than ``min_margin``
-    above ``runner_up_score``); ``candidate`` is the
+    ``song`` is None for "no match" (``LandmarkConfig.accepts``: ``score`` below ``min_count``, or
+    too little above ``runner_up_score``); ``candidate`` is the
     best-scoring song even then, so a threshold can be studied after the fact. ``offset_seconds``
     is where the query starts in the candidate (None when no hash was found). ``score`` and
     ``runner_up_score`` are aligned hash counts of the best and the second-best song.

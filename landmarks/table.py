@@ -36,6 +36,9 @@ class LandmarkTable:
     ``table.add(name, samples)`` with (n,) float samples at ``config.sample_rate``;
     ``table.match(samples)`` -> LandmarkMatch. Each entry takes 12 bytes (uint32 hash, int32
     song, int32 anchor frame); ``nbytes`` and ``seconds`` give bytes per audio hour.
+    ``ingest_seconds`` is the wall time spent decoding and fingerprinting the songs in the table
+    (saved with it), so ``total_seconds / ingest_seconds`` is the ingest speed of the machine
+    that built it.
     """
 
     def __init__(self, config: LandmarkConfig | None = None):
@@ -47,6 +50,7 @@ class LandmarkTable:
         self._frames = np.zeros(0, dtype=np.int32)
         self._pending: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self._numbers: dict[str, int] = {}  # song name -> song number (its index in names)
+        self.ingest_seconds = 0.0
 
     # ---- building ----------------------------------------------------------------------------
 
@@ -56,7 +60,9 @@ class LandmarkTable:
             raise UserError(f"landmark table: a song name must be a non-empty string, got {name!r}")
         if name in self._numbers:
             raise UserError(f"landmark table: song '{name}' is already in the table (remove it first)")
+        start = time.perf_counter()
         hashes, frames = landmark_hashes(samples, self.config)
+        self.ingest_seconds += time.perf_counter() - start
         song = len(self.names)
         self.names.append(name)
         self.seconds.append(len(samples) / self.config.sample_rate)
@@ -67,7 +73,9 @@ class LandmarkTable:
     def add_file(self, path: str | os.PathLike, name: str | None = None) -> int:
         """Decode ``path`` (any format libsndfile reads, resampled) and add it as ``name`` (default: the file stem)."""
         path = Path(path)
+        start = time.perf_counter()
         samples = load_audio(path, self.config.sample_rate, min_samples=self.config.fft_samples)
+        self.ingest_seconds += time.perf_counter() - start
         return self.add(name or path.stem, samples)
 
     def add_files(self, songs: Iterable[str | os.PathLike | tuple[str, str | os.PathLike]], progress: bool = True):
@@ -94,16 +102,25 @@ class LandmarkTable:
         keep = self._songs != song
         self._hashes, self._songs, self._frames = self._hashes[keep], self._songs[keep], self._frames[keep]
         self._songs[self._songs > song] -= 1
+        before = self.total_seconds
         del self.names[song], self.seconds[song]
+        self.ingest_seconds *= self.total_seconds / before if before > 0 else 0.0  # the removed song's share
         self._numbers = {name: number for number, name in enumerate(self.names)}
 
     # ---- matching ----------------------------------------------------------------------------
 
     def match(self, samples: np.ndarray) -> LandmarkMatch:
         """(n,) query samples at ``config.sample_rate`` -> LandmarkMatch; song None when the no-match rule holds."""
+        return self.match_landmarks(*self.analyse(samples))
+
+    def analyse(self, samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(n,) query samples -> (hashes (Q,) uint32, anchor frames (Q,) int32), analysed as the table was."""
+        return query_landmarks(samples, self.config)
+
+    def match_landmarks(self, query_hashes: np.ndarray, query_frames: np.ndarray) -> LandmarkMatch:
+        """A query's landmarks (``analyse``) -> LandmarkMatch: lookup, offset votes, the no-match rule."""
         self.sort()
         config = self.config
-        query_hashes, query_frames = query_landmarks(samples, config)
         votes = lookup(query_hashes, query_frames, self._hashes, self._songs, self._frames, config.max_entries_per_hash)
         ranked_songs, ranked_offsets, ranked_scores = best_offsets(*votes, config.offset_tolerance_frames)
         if len(ranked_songs) == 0:
@@ -111,7 +128,7 @@ class LandmarkTable:
         score = int(ranked_scores[0])
         runner_up = int(ranked_scores[1]) if len(ranked_scores) > 1 else 0
         candidate = self.names[ranked_songs[0]]
-        accepted = score >= config.min_count and score - runner_up >= config.min_margin
+        accepted = config.accepts(score, runner_up)
         return LandmarkMatch(
             song=candidate if accepted else None,
             offset_seconds=float(ranked_offsets[0]) * config.frame_seconds,
@@ -136,6 +153,7 @@ class LandmarkTable:
         self.sort()
         view = LandmarkTable(self.config.replace(**changes))
         view.names, view.seconds, view._numbers = list(self.names), list(self.seconds), dict(self._numbers)
+        view.ingest_seconds = self.ingest_seconds
         view._hashes, view._songs, view._frames = self._hashes, self._songs, self._frames
         return view
 
@@ -168,6 +186,7 @@ class LandmarkTable:
             "version": VERSION,
             "config": self.config.to_dict(),
             "songs": [{"name": name, "seconds": seconds} for name, seconds in zip(self.names, self.seconds)],
+            "ingest_seconds": self.ingest_seconds,
         }
         path = Path(path)
         with atomic_path(path) as tmp, open(tmp, "wb") as handle:
@@ -201,6 +220,7 @@ class LandmarkTable:
             table = cls(LandmarkConfig.from_dict(header["config"]))
             table.names = [str(song["name"]) for song in header["songs"]]
             table.seconds = [float(song["seconds"]) for song in header["songs"]]
+            table.ingest_seconds = float(header.get("ingest_seconds", 0.0))
         except (KeyError, TypeError, UserError) as error:
             raise UserError(f"{path}: landmark table header is damaged ({error})") from None
         table._numbers = {name: number for number, name in enumerate(table.names)}
