@@ -66,6 +66,14 @@ SCHEMA = Schema(
             help="fixed validation pairs per validation song (distinct windows)",
         ),
         Key("max_minutes", "float", None, help="end the run cleanly after the epoch that passes this wall time"),
+        Key(
+            "schedule_minutes",
+            "float",
+            None,
+            min=0.001,
+            help="cosine learning rate over this many minutes of wall time, set every step; the run ends, "
+            "mid-epoch, when they are up (null: the cosine over epochs)",
+        ),
         Key("progress", "bool", True, help="progress bars"),
     ],
 )

@@ -84,3 +84,12 @@ def average(value: float, context: Distributed) -> float:
         tensor = tensor.to(context.device)
     dist.all_reduce(tensor)
     return tensor.item() / context.world_size
+
+
+def any_rank(flag: bool, context: Distributed) -> bool:
+    """True on every rank when ``flag`` is True on at least one."""
+    if not context.enabled:
+        return flag
+    tensor = torch.tensor([float(flag)], device=context.device if context.device.type == "cuda" else "cpu")
+    dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+    return bool(tensor.item())

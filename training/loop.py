@@ -62,6 +62,12 @@ def build_optimizer(config: dict, parameters) -> tuple[torch.optim.Optimizer, fl
     return torch.optim.Adam(parameters, lr=lr_eff), lr_eff
 
 
+def wall_clock_lr(lr_eff: float, minutes: float, schedule_minutes: float) -> float:
+    """The learning rate ``minutes`` into a cosine from ``lr_eff`` down to FINAL_LR over ``schedule_minutes``."""
+    progress = min(minutes / schedule_minutes, 1.0)
+    return FINAL_LR + (lr_eff - FINAL_LR) * (1 + math.cos(math.pi * progress)) / 2
+
+
 def check_config(config: dict, world_size: int) -> None:
     """What the schema cannot say about one key alone (its bounds are in training.config)."""
     if config["lr"] <= 0 or config["temperature"] <= 0 or config["width"] <= 0:
@@ -197,6 +203,7 @@ def _train(config: dict, context: distributed.Distributed, stop_after_epochs: in
     front_end = LogMel(frontend).to(device)
     spec_augment = SpecAugment(floor_db=frontend.floor_db) if config["spec_aug"] else None
     optimizer, lr_eff = build_optimizer(config, model.parameters())
+    timed = config["schedule_minutes"] is not None  # the learning rate follows the wall clock, not the epochs
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config["epochs"], eta_min=FINAL_LR)
     stopping = EarlyStopping(config["patience"])
     history: list[dict] = []
@@ -225,26 +232,41 @@ def _train(config: dict, context: distributed.Distributed, stop_after_epochs: in
         f"{parameters:,} parameters; {len(train_set)} training pairs per epoch, {len(val_pairs[0])} fixed "
         f"validation pairs (chance top-1 {chance:.4f}); batch {config['batch_size']} pairs "
         f"({local_batch} per process); {config['optimizer']} lr_eff = {config['lr']:g} x "
-        f"{config['batch_size']} / {LR_REFERENCE_BATCH} = {lr_eff:.3g}, cosine over {config['epochs']} epochs "
-        f"to {FINAL_LR:g}"
+        f"{config['batch_size']} / {LR_REFERENCE_BATCH} = {lr_eff:.3g}, cosine over "
+        + (f"{config['schedule_minutes']:g} minutes" if timed else f"{config['epochs']} epochs")
+        + f" to {FINAL_LR:g}"
     )
     use_amp = config["amp"] and device.type == "cuda"
 
     # ---- the loop
     epochs_this_call = 0
     run_started = time.perf_counter()
+    minutes_before = history[-1].get("minutes", 0.0) if history else 0.0  # earlier calls of a resumed run
+
+    def minutes_so_far() -> float:
+        return minutes_before + (time.perf_counter() - run_started) / 60
+
+    def time_is_up() -> bool:  # decided together, so that every process leaves the loop at the same step
+        return timed and distributed.any_rank(minutes_so_far() >= config["schedule_minutes"], context)
+
     for epoch in range(start_epoch, config["epochs"]):
-        if stopping.should_stop:
+        if stopping.should_stop or time_is_up():
             break
         sampler.set_epoch(epoch)
         generator = spec_augment_generator(config["seed"], epoch, context.rank)
         lr = optimizer.param_groups[0]["lr"]
         started = time.perf_counter()
-        losses, pairs_seen = [], 0
+        losses, pairs_seen, out_of_time = [], 0, False
         bar = tqdm(
             loader, desc=f"epoch {epoch + 1}/{config['epochs']}", unit="batch", leave=False, disable=not show_progress
         )
         for anchors, positives in bar:
+            if timed:
+                if time_is_up():
+                    out_of_time = True
+                    break
+                for group in optimizer.param_groups:
+                    group["lr"] = wall_clock_lr(lr_eff, minutes_so_far(), config["schedule_minutes"])
             count = len(anchors)
             if count < 2:
                 continue
@@ -265,7 +287,8 @@ def _train(config: dict, context: distributed.Distributed, stop_after_epochs: in
             pairs_seen += len(all_anchors)
             bar.set_postfix(loss=f"{losses[-1]:.3f}")
         seconds = time.perf_counter() - started
-        scheduler.step()
+        if not timed:
+            scheduler.step()
         train_loss = distributed.average(float(np.mean(losses)) if losses else float("nan"), context)
         val_loss, val_top1 = validate(model, front_end, val_pairs, device, config["batch_size"], config["temperature"])
         improved = stopping.update(val_loss, epoch)
@@ -279,6 +302,7 @@ def _train(config: dict, context: distributed.Distributed, stop_after_epochs: in
             "seconds": seconds,
             "pairs_per_second": pairs_seen / seconds,
             "best": improved,
+            "minutes": minutes_so_far(),
         }
         history.append(row)
         best = {
@@ -300,6 +324,9 @@ def _train(config: dict, context: distributed.Distributed, stop_after_epochs: in
             )
         if stop_after_epochs is not None and epochs_this_call >= stop_after_epochs:
             return history
+        if out_of_time:
+            log.line(f"schedule_minutes {config['schedule_minutes']:g} done, stopping here (mid-epoch)")
+            break
         minutes = (time.perf_counter() - run_started) / 60
         if config["max_minutes"] is not None and minutes >= config["max_minutes"]:
             log.line(f"time budget: {minutes:.1f} min >= max_minutes {config['max_minutes']:g}, stopping here")

@@ -1,0 +1,116 @@
+"""Train the published-size fingerprinter on one CUDA GPU from a training pack, for a given number of minutes.
+
+python training/gpu_recipe.py PACK MINUTES [OUTPUT_DIR] [--set key=value ...]
+
+PACK is a folder or .tar written by ``data_prep/make_pack.py`` (a .tar is unpacked into
+OUTPUT_DIR/pack first). The recipe: fingerprinter width 1.0, batch 512, Lamb at lr_eff 1e-3,
+bfloat16 mixed precision, a DataLoader worker per CPU core but one, epochs of about
+EPOCH_PAIRS pairs, and a cosine learning rate over MINUTES of wall time (``schedule_minutes``);
+the run stops when they are up, with checkpoints, log, metrics and curves in OUTPUT_DIR.
+``--set`` changes any trainer key (docs/training.md), e.g. ``--set batch_size=256`` (lr_eff
+scales with the batch, the trainer's rule, unless ``lr`` is set too). The config used is
+written to OUTPUT_DIR/gpu_recipe.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import tarfile
+from pathlib import Path
+
+from common.atomic import atomic_write_text
+from common.config import ConfigError, parse_override, validate
+from common.errors import UserError
+from data_prep.pack import read_pack
+from training.config import SCHEMA
+from training.loop import LR_REFERENCE_BATCH, train
+
+BATCH_SIZE = 512
+LR_EFF = 1e-3
+# Training pairs per epoch: about a minute at 8,000 pairs/s; an epoch ends with validation and checkpoints.
+EPOCH_PAIRS = 500_000
+VAL_WINDOWS_PER_SONG = 100
+
+
+def unpack(pack: Path, output_dir: Path) -> Path:
+    """The pack folder: ``pack`` itself, or a .tar unpacked once into ``output_dir``/pack."""
+    if pack.is_dir():
+        return pack
+    if not tarfile.is_tarfile(pack):
+        raise UserError(f"{pack}: not a training pack (neither a folder nor a .tar)")
+    target = output_dir / "pack"
+    with tarfile.open(pack) as archive:
+        names = archive.getnames()
+        root = names[0].split("/")[0] if names else ""
+        if not (target / root / "pack.json").exists():
+            archive.extractall(target, filter="data")
+    return target / root
+
+
+def recipe_config(pack: Path, minutes: float, output_dir: Path, overrides: list[str]) -> dict:
+    """The pack's training config with the GPU recipe on top, then ``overrides`` (key=value); validated."""
+    summary = read_pack(pack)
+    data = json.loads((pack / summary["training_config"]).read_text(encoding="utf-8"))
+    for key in SCHEMA.keys:  # the pack's paths are relative to the pack
+        if key.kind == "path" and key.name != "output_path" and isinstance(data.get(key.name), str):
+            data[key.name] = str(pack / data[key.name])
+    train_songs = summary["sets"]["music_train"]["files"]
+    data.update(
+        {
+            "model_str": "fingerprinter",
+            "width": 1.0,
+            "batch_size": BATCH_SIZE,
+            "optimizer": "Lamb",
+            "lr": LR_EFF * LR_REFERENCE_BATCH / BATCH_SIZE,
+            "amp": True,
+            "device": "cuda",
+            "num_workers": max(1, len(os.sched_getaffinity(0)) - 1),
+            "windows_per_song": max(1, math.ceil(EPOCH_PAIRS / train_songs)),
+            "val_windows_per_song": VAL_WINDOWS_PER_SONG,
+            "schedule_minutes": minutes,
+            "epochs": 1_000_000,  # the wall clock ends the run
+            "patience": 1_000_000,
+            "output_path": str(output_dir),
+            "model_name": "fingerprinter_gpu",
+        }
+    )
+    for text in overrides:
+        name, value = parse_override(text)
+        data[name] = value
+    return validate(data, SCHEMA, where=f"{pack / summary['training_config']} with the GPU recipe")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("pack", type=Path, help="training pack folder or .tar (data_prep/make_pack.py)")
+    parser.add_argument("minutes", type=float, help="wall-clock minutes of training (the learning-rate schedule)")
+    parser.add_argument("output_dir", type=Path, nargs="?", default=Path("runs/fingerprinter_gpu"))
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a trainer key")
+    args = parser.parse_args(argv)
+    try:
+        if args.minutes <= 0:
+            raise ConfigError(f"MINUTES must be positive, got {args.minutes:g}")
+        if not args.pack.exists():
+            raise UserError(f"{args.pack}: training pack not found")
+        pack = unpack(args.pack, args.output_dir)
+        config = recipe_config(pack, args.minutes, args.output_dir, args.set)
+        config_path = args.output_dir / "gpu_recipe.json"
+        atomic_write_text(config_path, json.dumps(config, indent=2) + "\n")
+        print(
+            f"config {config_path} (continue a stopped run: python training/trainer.py --config {config_path} "
+            "--set resume=true)",
+            flush=True,
+        )
+        train(config)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
