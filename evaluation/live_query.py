@@ -23,11 +23,26 @@ from matching.matcher import METHODS
 SCHEMA = Schema(
     "live_query",
     [
-        Key("weights", "path", help="model checkpoint (.pt) that made the database", must_exist=True),
+        Key(
+            "kind",
+            "choice",
+            "neural",
+            choices=("neural", "landmarks"),
+            help="'neural' (weights + faiss database) or 'landmarks' (a landmark table as 'database', no weights)",
+        ),
+        Key(
+            "weights",
+            "path",
+            None,
+            help="model checkpoint (.pt) that made the database (required unless kind is 'landmarks')",
+            must_exist=True,
+            nullable=True,
+        ),
         Key(
             "database",
             "path",
-            help="the database's JSON (<name>.json from generate_index.py; its index file lies beside it)",
+            help="the database's JSON (<name>.json from generate_index.py; its index file lies beside it), "
+            "or with kind 'landmarks' the table (.npz from generate_landmarks.py)",
             must_exist=True,
         ),
         Key("duration", "float", 5.0, help="seconds of audio matched each time (the query length, at least 1)"),
@@ -39,8 +54,8 @@ SCHEMA = Schema(
             "float",
             None,
             nullable=True,
-            help="scores below this are 'no match' (null: always report the best song); choose it from "
-            "out-of-database queries, e.g. the offline evaluation's false-match table",
+            help="scores below this are 'no match' (null: the database's calibrated rule from "
+            "evaluation/calibrate.py, or always report the best song when it has none)",
         ),
         Key(
             "method",
@@ -85,6 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
         "every window recognised (default 1)",
     )
     parser.add_argument("--max-seconds", type=float, default=None, metavar="S", help="stop after S seconds of audio")
+    parser.add_argument(
+        "--truth",
+        default=None,
+        metavar="CSV",
+        help="song,start,end of the audio (the simulator's truth.csv): the summary counts wrong announcements",
+    )
     return parser
 
 
@@ -97,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         args = build_parser().parse_args(argv)
         config = load_config(args.config, SCHEMA, args.set)
-        run_live(config, args.input, args.device_index, args.speed, args.max_seconds)
+        run_live(config, args.input, args.device_index, args.speed, args.max_seconds, truth_path=args.truth)
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

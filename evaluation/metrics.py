@@ -31,6 +31,7 @@ class QueryOutcome:
     score: float = float("nan")
     inference_ms: float = float("nan")
     search_ms: float = float("nan")
+    candidate_song: str | None = None  # the best candidate, also when the answer is "no match"
 
 
 def score_outcomes(

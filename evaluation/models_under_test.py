@@ -7,7 +7,9 @@ A config lists models as JSON objects:
      "method": "sequence"}
 
 ``name`` defaults to the weights' file stem; ``database`` is the database's JSON (its index file
-lies beside it). Each model is a ``matching.recognizer.Recognizer`` loaded from its entry.
+lies beside it). Each model is a ``matching.recognizer.Recognizer`` loaded from its entry. An
+entry ``{"kind": "landmarks", "database": "<table>.npz", ...}`` is the classical landmark baseline
+instead (``evaluation.landmark_models``), answering the same queries in the same report.
 """
 
 from __future__ import annotations
@@ -17,16 +19,21 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from common.config import ConfigError, closest_key
+from evaluation.landmark_models import LANDMARK_KEYS, LANDMARK_KIND, LandmarkModelUnderTest, parse_landmark_spec
 from matching.matcher import METHODS
 from matching.recognizer import Recognizer
 
 MODEL_KEYS = {
+    "kind": f"'neural' (default) or '{LANDMARK_KIND}' (a landmark table as 'database'; other keys: "
+    + ", ".join(key for key in LANDMARK_KEYS if key not in ("kind", "name", "database"))
+    + ")",
     "name": "label in tables and plots (default: the weights' file stem)",
     "weights": "checkpoint file (.pt)",
     "database": "the database's JSON (<name>.json, written by generate_index.py from this model's fingerprints)",
     "nprobe": "IVF cells searched (default null: the database's own setting; ignored by flat indexes)",
     "neighbors": "neighbours searched per query row (default 4)",
-    "threshold": "score under which the answer is 'no match' (default null: always answer)",
+    "threshold": "score under which the answer is 'no match' (default null: the database's calibrated rule "
+    "from evaluation/calibrate.py, or always answer when it has none)",
     "method": "'sequence' (sequence search) or 'vote' (majority vote, the reference's recording rule)",
 }
 
@@ -45,6 +52,7 @@ class ModelSpec:
     neighbors: int = 4
     threshold: float | None = None
     method: str = "sequence"
+    kind: str = "neural"
 
 
 def _path(value, where: str, key: str, must_exist: bool = True) -> str:
@@ -65,6 +73,12 @@ def parse_model_specs(entries: list, where: str, default_method: str = "sequence
         place = f"{where}: models[{number}]"
         if not isinstance(entry, dict):
             raise ConfigError(f"{place} must be an object with keys {', '.join(MODEL_KEYS)}")
+        kind = entry.get("kind", "neural")
+        if kind == LANDMARK_KIND:
+            specs.append(parse_landmark_spec(entry, place))
+            continue
+        if kind != "neural":
+            raise ConfigError(f"{place}: key 'kind' must be 'neural' or '{LANDMARK_KIND}', got {kind!r}")
         for key in entry:
             if key not in MODEL_KEYS:
                 raise ConfigError(f"{place}: unknown key '{key}'{closest_key(key, list(MODEL_KEYS), RENAMED_KEYS)}")
@@ -111,7 +125,7 @@ class ModelUnderTest(Recognizer):
         loaded = Recognizer.load(
             spec.weights, spec.database, device, spec.neighbors, spec.threshold, spec.method, spec.nprobe
         )
-        super().__init__(loaded.encoder, loaded.database, loaded.matcher, loaded.identity)
+        super().__init__(loaded.encoder, loaded.database, loaded.matcher, loaded.identity, loaded.decision_note)
         self.spec = spec
         self._by_source = {}
         self._by_name = {}
@@ -124,17 +138,40 @@ class ModelUnderTest(Recognizer):
     def name(self) -> str:
         return self.spec.name
 
+    @property
+    def song_count(self) -> int:
+        return len(self.database.songs)
+
+    @property
+    def decides(self) -> bool:
+        """True when some answers can be "no match"."""
+        return self.matcher.decides
+
     def report_line(self) -> str:
         """One line describing the model and its search settings, for a report's notes."""
         return (
             f"model '{self.name}': {self.database.factory}, {self.database.ntotal} vectors, "
             f"nprobe {self.database.nprobe if self.spec.nprobe is None else self.spec.nprobe}, "
-            f"neighbors {self.spec.neighbors}, threshold {self.spec.threshold}, method {self.spec.method}"
+            f"neighbors {self.spec.neighbors}, threshold {self.spec.threshold}, method {self.spec.method}; "
+            + self.decision_note
         )
+
+    @property
+    def decision_label(self) -> str:
+        """What decides "no match", short, for tables: the threshold, "calibrated" or "none"."""
+        if self.spec.threshold is not None:
+            return f"{self.spec.threshold:g}"
+        return "calibrated" if self.matcher.rule is not None else "none"
 
     def report_metadata(self) -> dict:
         """The model's settings and identity, for a report's JSON."""
-        return {**asdict(self.spec), "identity": self.identity}
+        rule = self.matcher.rule
+        return {
+            **asdict(self.spec),
+            "identity": self.identity,
+            "decision": self.decision_note,
+            "rule": None if rule is None else rule.to_json(),
+        }
 
     def song_name(self, path: str | os.PathLike) -> str | None:
         """The database's name for the audio file ``path``, or None when the song is not in the database.
@@ -147,7 +184,9 @@ class ModelUnderTest(Recognizer):
 
 def load_models(specs: list[ModelSpec], device: str) -> list[ModelUnderTest]:
     """Load every model; all must share one sample rate (queries are cut once for all of them)."""
-    models = [ModelUnderTest(spec, device) for spec in specs]
+    models = [
+        LandmarkModelUnderTest(spec) if spec.kind == LANDMARK_KIND else ModelUnderTest(spec, device) for spec in specs
+    ]
     rates = {model.sample_rate for model in models}
     if len(rates) > 1:
         raise ConfigError(f"models use different sample rates {sorted(rates)}; evaluate them in separate runs")

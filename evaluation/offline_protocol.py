@@ -27,6 +27,7 @@ from augmentation import CutOffFilter
 from common.audio import WINDOW_SAMPLES, AudioError, find_audio_files, is_silent, load_audio, load_song
 from common.config import ConfigError, Key, Schema
 from common.devices import DEVICE_HELP, device_problem, resolve_device
+from database.calibration import read_calibration
 from evaluation.metrics import (
     EXACT_TOLERANCE_SECONDS,
     NEAR_TOLERANCE_SECONDS,
@@ -37,6 +38,7 @@ from evaluation.metrics import (
 from evaluation.models_under_test import MODEL_KEYS, ModelUnderTest, load_models, parse_model_specs
 from evaluation.queries import QueryDegrader, aligned_starts, random_starts
 from evaluation.report import close_log, figure_titles, open_log, publish_report, report_markdown, run_stamp
+from evaluation.tradeoff import plot_tradeoff, tradeoff_markdown
 from matching.matcher import METHODS
 
 SCHEMA = Schema(
@@ -100,14 +102,25 @@ def _check_lists(config: dict, where: str) -> tuple[list[float], list[float | No
 
 
 def _load_folder(
-    folders: list[str], sr: int, limit: int | None, logger, loader, rng: np.random.Generator | None = None
+    folders: list[str],
+    sr: int,
+    limit: int | None,
+    logger,
+    loader,
+    rng: np.random.Generator | None = None,
+    exclude: set[str] = frozenset(),
 ) -> list[tuple[Path, np.ndarray]]:
     """(path, samples) of the decodable files under ``folders``, sorted by path; unusable files are logged.
 
     With ``limit``, a random subset of that many files drawn with ``rng`` (a first-N cut would
-    take every song from one album or package when files are named after it).
+    take every song from one album or package when files are named after it). Files whose
+    resolved path is in ``exclude`` are left out first (and counted in the log).
     """
     paths = sorted({path for folder in folders for path in find_audio_files(folder)})
+    kept = [path for path in paths if str(path.resolve()) not in exclude]
+    if len(kept) < len(paths):
+        logger.info(f"{len(paths) - len(kept)} songs left out: a model's calibration was fitted on them")
+        paths = kept
     if limit is not None and len(paths) > limit:
         chosen = (rng or np.random.default_rng(0)).choice(len(paths), size=limit, replace=False)
         paths = [paths[number] for number in sorted(chosen)]
@@ -154,8 +167,8 @@ class OfflinePlan:
 
 def _run(config, lengths, snrs, specs, output_dir, logger) -> list[dict]:
     plan = plan_offline(config, specs, logger)
-    trials = _answer(config, plan, lengths, snrs, logger)
-    return _summarise(config, plan, lengths, snrs, trials, output_dir, logger)
+    trials, answered = _answer(config, plan, lengths, snrs, logger)
+    return _summarise(config, plan, lengths, snrs, trials, answered, output_dir, logger)
 
 
 def plan_offline(config, specs, logger) -> OfflinePlan:
@@ -167,14 +180,19 @@ def plan_offline(config, specs, logger) -> OfflinePlan:
     models = load_models(specs, device)
     sr = models[0].sample_rate
     for model in models:
-        logger.info(
-            f"model '{model.name}': {model.spec.weights}, {len(model.database.songs)} songs / "
-            f"{model.database.ntotal} vectors ({model.database.factory}), nprobe {model.spec.nprobe}, "
-            f"neighbors {model.spec.neighbors}, threshold {model.spec.threshold}, method {model.spec.method}"
-        )
+        logger.info(model.report_line())
     limit, seed = config["max_songs"], config["seed"]
     songs = _load_folder(config["test_songs"], sr, limit, logger, load_song, np.random.default_rng([seed, 2]))
-    unknown = _load_folder(config["unknown_songs"], sr, limit, logger, load_song, np.random.default_rng([seed, 3]))
+    # Songs a model's calibrated rule was fitted on would not measure its false-match rate.
+    calibration_songs = {
+        str(Path(path).resolve())
+        for model in models
+        if isinstance(model, ModelUnderTest) and model.matcher.rule is not None
+        for path in (read_calibration(model.spec.database) or {}).get("data", {}).get("songs", [])
+    }
+    unknown = _load_folder(
+        config["unknown_songs"], sr, limit, logger, load_song, np.random.default_rng([seed, 3]), calibration_songs
+    )
     for model in models:
         indexed = [path for path, _ in songs if model.song_name(path) is not None]
         strays = [path for path, _ in unknown if model.song_name(path) is not None]
@@ -246,10 +264,17 @@ def degraded_queries(
     return queries
 
 
-def _answer(config, plan: OfflinePlan, lengths, snrs, logger) -> dict[tuple[str, float, str], list[dict]]:
-    """Every model answers every degraded query; the scored figures per (model, length, condition), one per trial."""
+def _answer(config, plan: OfflinePlan, lengths, snrs, logger) -> tuple[dict, dict[str, dict[float, list]]]:
+    """Every model answers every degraded query.
+
+    Returns the scored figures per (model, length, condition), one per trial, and every
+    QueryOutcome per model and length (all trials and SNRs), for the trade-off per length.
+    """
     models, sr, all_songs = plan.models, plan.sample_rate, plan.all_songs
     trials: dict[tuple[str, float, str], list[dict]] = {}
+    answered: dict[str, dict[float, list[QueryOutcome]]] = {
+        model.name: {length: [] for length in lengths} for model in models
+    }
     silent_skipped = 0
     # Planned queries (silent positions, skipped later, are counted off the bar when found).
     planned = sum(
@@ -282,8 +307,10 @@ def _answer(config, plan: OfflinePlan, lengths, snrs, logger) -> dict[tuple[str,
                                     score=match.score,
                                     inference_ms=inference_ms,
                                     search_ms=search_ms,
+                                    candidate_song=match.ranked[0][0] if match.ranked else None,
                                 )
                             )
+                        answered[model.name][length] += outcomes
                         figures = score_outcomes(outcomes, config["exact_tolerance"], config["near_tolerance"])
                         trials.setdefault((model.name, length, snr_label(snr)), []).append(figures)
                         logger.info(
@@ -295,10 +322,10 @@ def _answer(config, plan: OfflinePlan, lengths, snrs, logger) -> dict[tuple[str,
                         )
     if silent_skipped:
         logger.info(f"{silent_skipped} silent query positions skipped (no window above the silence floor)")
-    return trials
+    return trials, answered
 
 
-def _summarise(config, plan: OfflinePlan, lengths, snrs, trials, output_dir, logger) -> list[dict]:
+def _summarise(config, plan: OfflinePlan, lengths, snrs, trials, answered, output_dir, logger) -> list[dict]:
     """Cells (mean ± std over trials) per model, length and condition; the report written and published."""
     models, seed = plan.models, config["seed"]
     conditions = [snr_label(snr) for snr in snrs]
@@ -313,6 +340,7 @@ def _summarise(config, plan: OfflinePlan, lengths, snrs, trials, output_dir, log
                         "query_seconds": length,
                         "condition": condition,
                         "threshold": model.spec.threshold,
+                        "decision": model.decision_label,
                         **summarize_trials(per_trial),
                         "per_trial": per_trial,
                     }
@@ -320,7 +348,7 @@ def _summarise(config, plan: OfflinePlan, lengths, snrs, trials, output_dir, log
     figures = ["accuracy", "exact", "near"]
     if any(cell["unknown_queries"] for cell in cells):
         figures.append("false_match")
-    if any(model.spec.threshold is not None for model in models):
+    if any(model.decides for model in models):
         figures.append("no_match")
     figures += ["inference_ms", "search_ms"]
     notes = [
@@ -349,6 +377,9 @@ def _summarise(config, plan: OfflinePlan, lengths, snrs, trials, output_dir, log
         notes,
         figure_titles(config["exact_tolerance"], config["near_tolerance"]),
     )
+    if any(cell["unknown_queries"] for cell in cells):
+        plot_tradeoff(output_dir / "tradeoff.png", answered, f"Offline: {config['experiment_name']}")
+        markdown = markdown.rstrip() + "\n\n" + tradeoff_markdown(answered, "tradeoff.png")
     metadata = {
         "protocol": "offline",
         "device": plan.device,

@@ -115,7 +115,8 @@ class MicrophoneSource:
         self.sample_rate = sample_rate
         self.pyaudio = pyaudio_module or import_pyaudio()
         self.input_overflows = 0
-        self.capture_rate: int | None = None
+        self.capture_rate: int | None = None  # the rate the stream was opened at
+        self.opened_device: str | None = None  # "N (name)" of the device opened
         self._audio = None
         self._stream = None
         self._ring: RingBuffer | None = None
@@ -163,6 +164,7 @@ class MicrophoneSource:
             self._audio = self.pyaudio.PyAudio()
         try:
             info = self._device_info()
+            self.opened_device = f"{info['index']} ({info['name']})"
             self.capture_rate = self._choose_capture_rate(info)
             if self.capture_rate != self.sample_rate:
                 import soxr

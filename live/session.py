@@ -8,8 +8,10 @@ The pieces, in the order audio flows through them, one module each in ``live/``:
   writes into the buffer; no blocking read-then-process) and ``sources.FileSource`` (a recording
   played into the buffer at real time, ``speed`` times faster, or synchronously as fast as possible).
 - ``matching.recognizer.Recognizer``: one window of samples -> embeddings -> ``Match``, timed.
-- ``stability.StabilityTracker``: consecutive windows that agree (same song, offset advancing
-  with the audio clock) make a stable match.
+- ``stability.StabilityTracker``: consecutive windows whose best candidates agree (same song,
+  offset advancing with the audio clock); when ``stable_count`` agree, the audio they span is
+  matched as one longer query, and the match is stable (announced) only when that combined
+  evidence passes the decision rule (the database's calibrated rule, or the config's threshold).
 - This module: ``LiveSession``, the loop that waits for each step, recognises, reports a line
   and at the end a ``LiveSummary``; ``run_live`` wires everything from a config, as
   ``evaluation/live_query.py`` does.
@@ -33,6 +35,8 @@ from live.microphone import MicrophoneSource
 from live.ring_buffer import RingBuffer, WindowOverwritten
 from live.sources import FileSource
 from live.stability import StabilityTracker, StableMatch
+from live.truth import TruthCheck, check_against, read_truth
+from matching.landmark_recognizer import LandmarkRecognizer
 from matching.recognizer import Recognizer
 
 # How far (s) the recogniser may fall behind the audio before unread samples are overwritten.
@@ -51,19 +55,19 @@ class WindowResult:
     score: float
     best_candidate: tuple[str, float, float] | None  # (song, offset s, score) even for "no match"
     latency_seconds: float
-    run_length: int  # consecutive agreeing windows, this one included
-    stable: bool
+    run_length: int  # consecutive windows whose best candidates agree, this one included
+    stable: bool  # the agreeing windows' combined evidence passed the decision rule
     new_stable_song: bool  # this window made a stable match of a song other than the last stable one
 
     def line(self, stable_count: int) -> str:
         head = f"{self.wall_time:%H:%M:%S}  audio {self.clock_seconds:7.1f} s  "
         tail = f"  latency {self.latency_seconds * 1000:6.1f} ms"
+        agreement = f"  [stable {self.run_length}]" if self.stable else f"  [agree {self.run_length}/{stable_count}]"
         if self.song is None:
             best = ""
             if self.best_candidate is not None:
                 best = f"  (best {self.best_candidate[0]} score {self.best_candidate[2]:.3f})"
-            return f"{head}no match{best}{tail}"
-        agreement = f"  [stable {self.run_length}]" if self.stable else f"  [agree {self.run_length}/{stable_count}]"
+            return f"{head}no match{best}{tail}" + (agreement if self.run_length > 1 else "")
         text = f"{head}{self.song}  offset {self.offset_seconds:7.1f} s  score {self.score:.3f}{tail}{agreement}"
         if self.new_stable_song:
             text += f"\n{head}== stable match: {self.song} (offset {self.offset_seconds:.1f} s)"
@@ -89,6 +93,7 @@ class LiveSummary:
     audio_seconds: float = 0.0
     wall_seconds: float = 0.0
     interrupted: bool = False
+    truth: TruthCheck | None = None  # the announcements checked against a truth file (``check_against``)
 
     @property
     def song_names(self) -> list[str]:
@@ -116,6 +121,8 @@ class LiveSummary:
             f"    {match.clock_seconds:7.1f} s  {match.song}  (offset {match.offset_seconds:.1f} s)"
             for match in self.songs
         ] or ["    none"]
+        if self.truth is not None:
+            lines += self.truth.lines()
         return "\n".join(lines)
 
 
@@ -146,7 +153,12 @@ class LiveSession:
         self.step_samples = max(1, int(round(step_seconds * sample_rate)))
         self.tracker = StabilityTracker(stable_count, offset_tolerance_seconds)
         self.on_result = on_result
-        self.ring = RingBuffer(self.duration_samples + self.step_samples + int(RING_SLACK_SECONDS * sample_rate))
+        # The agreeing windows' combined evidence: the audio from the first one's start to the last one's end.
+        self.evidence_samples = self.duration_samples + (stable_count - 1) * self.step_samples
+        self._evidence_passed = False  # for the current agreeing run
+        # One window plus the evidence's steps (at least one step), plus slack.
+        held = self.duration_samples + max(1, stable_count - 1) * self.step_samples
+        self.ring = RingBuffer(held + int(RING_SLACK_SECONDS * sample_rate))
 
     def _recognize_window(self, end: int, summary: LiveSummary) -> WindowResult:
         try:
@@ -156,8 +168,15 @@ class LiveSession:
         match, inference_ms, search_ms = self.recognizer.identify(window)
         latency = (inference_ms + search_ms) / 1000.0
         clock = end / self.sample_rate
-        was_stable = self.tracker.stable
-        run_length = self.tracker.update(match.song, match.offset_seconds, clock)
+        was_stable = self.tracker.stable and self._evidence_passed
+        song, offset = _best_candidate(match)
+        run_length = self.tracker.update(song, offset, clock)
+        if run_length <= 1:
+            self._evidence_passed = False
+        if self.tracker.stable and not self._evidence_passed:
+            self._evidence_passed, evidence_seconds = self._combined_evidence_passes(end, song, offset, match)
+            latency += evidence_seconds
+        stable = self.tracker.stable and self._evidence_passed
         result = WindowResult(
             index=summary.windows,
             clock_seconds=clock,
@@ -168,19 +187,33 @@ class LiveSession:
             best_candidate=tuple(match.ranked[0]) if match.ranked else None,
             latency_seconds=latency,
             run_length=run_length,
-            stable=self.tracker.stable,
+            stable=stable,
             # A song that becomes stable again after a blip, or at another alignment (music repeats its
             # sections, so a window can match an earlier repeat), is still the song that is playing.
-            new_stable_song=self.tracker.stable
-            and not was_stable
-            and (not summary.songs or summary.songs[-1].song != match.song),
+            new_stable_song=stable and not was_stable and (not summary.songs or summary.songs[-1].song != song),
         )
         summary.windows += 1
         summary.no_match += match.song is None
         summary.latencies.append(latency)
         if result.new_stable_song:
-            summary.songs.append(StableMatch(match.song, clock, match.offset_seconds))
+            summary.songs.append(StableMatch(song, clock, offset))
         return result
+
+    def _combined_evidence_passes(self, end: int, song: str, offset: float, match) -> tuple[bool, float]:
+        """(whether the agreeing windows' audio, matched as one query, names ``song`` in step, seconds it took).
+
+        With ``stable_count`` 1 the window is its own evidence: its match must have been accepted.
+        """
+        if self.evidence_samples == self.duration_samples:
+            return match.song == song, 0.0
+        try:
+            evidence = self.ring.read(end, self.evidence_samples)
+        except ValueError:  # overwritten, or before the stream began (windows were skipped)
+            return False, 0.0
+        combined, inference_ms, search_ms = self.recognizer.identify(evidence)
+        lead = (self.evidence_samples - self.duration_samples) / self.sample_rate
+        in_step = abs((combined.offset_seconds + lead) - offset) <= self.tracker.tolerance_seconds
+        return combined.song == song and in_step, (inference_ms + search_ms) / 1000.0
 
     def run(self, source, max_seconds: float | None = None, on_start: Callable[[], None] | None = None) -> LiveSummary:
         """Recognise from ``source`` until it ends, ``max_seconds`` of audio were heard, or Ctrl-C.
@@ -224,6 +257,15 @@ class LiveSession:
         return summary
 
 
+def _best_candidate(match) -> tuple[str | None, float]:
+    """(song, offset s) of the match, or of its best candidate when the window alone was "no match"."""
+    if match.song is not None:
+        return match.song, match.offset_seconds
+    if match.ranked:
+        return match.ranked[0][0], match.ranked[0][1]
+    return None, 0.0
+
+
 def check_settings(config: dict) -> None:
     """UserError naming the key for values the schema's types alone cannot rule out."""
     rules = [
@@ -241,22 +283,14 @@ def check_settings(config: dict) -> None:
             )
 
 
-def run_live(
-    config: dict,
-    input_path: str | os.PathLike | None = None,
-    device_index: int | None = None,
-    speed: float = 1.0,
-    max_seconds: float | None = None,
-    pyaudio_module=None,
-    out: Callable[[str], None] | None = None,
-) -> LiveSummary:
-    """Load model and database from a live_query config, listen (microphone or ``input_path``), report.
-
-    Config keys are documented in ``evaluation/live_query.py`` and docs/live.md.
-    """
-    out = out or (lambda line: print(line, flush=True))
-    check_settings(config)
-    recognizer = Recognizer.load(
+def load_recognizer(config: dict) -> Recognizer | LandmarkRecognizer:
+    """The recogniser a live_query config names: a landmark table (kind 'landmarks') or a checkpoint + database."""
+    if config.get("kind", "neural") == "landmarks":
+        return LandmarkRecognizer.load(config["database"])
+    if config["weights"] is None:
+        where = getattr(config, "source", None) or "config"
+        raise UserError(f"{where}: key 'weights' is required (unless kind is 'landmarks')")
+    return Recognizer.load(
         config["weights"],
         config["database"],
         resolve_device(config["device"]),
@@ -265,7 +299,28 @@ def run_live(
         method=config["method"],
         nprobe=config["nprobe"],
     )
-    database, sample_rate = recognizer.database, recognizer.sample_rate
+
+
+def run_live(
+    config: dict,
+    input_path: str | os.PathLike | None = None,
+    device_index: int | None = None,
+    speed: float = 1.0,
+    max_seconds: float | None = None,
+    pyaudio_module=None,
+    out: Callable[[str], None] | None = None,
+    truth_path: str | os.PathLike | None = None,
+) -> LiveSummary:
+    """Load model and database from a live_query config, listen (microphone or ``input_path``), report.
+
+    Config keys are documented in ``evaluation/live_query.py`` and docs/live.md. With
+    ``truth_path`` (the simulator's truth CSV), the summary says which announcements were wrong.
+    """
+    out = out or (lambda line: print(line, flush=True))
+    check_settings(config)
+    truth = read_truth(truth_path) if truth_path is not None else None
+    recognizer = load_recognizer(config)
+    sample_rate = recognizer.sample_rate
     session = LiveSession(
         recognizer,
         sample_rate,
@@ -279,13 +334,32 @@ def run_live(
         source = FileSource(
             load_audio(input_path, sr=sample_rate, min_samples=session.duration_samples), sample_rate, speed
         )
-        listening = f"listening to {Path(input_path)} " + (
-            "as fast as possible" if source.synchronous else f"at {speed:g}x real time"
-        )
+
+        def listening() -> str:
+            return f"listening to {Path(input_path)} at {sample_rate} Hz " + (
+                "as fast as possible" if source.synchronous else f"at {speed:g}x real time"
+            )
     else:
         source = MicrophoneSource(device_index, sample_rate, pyaudio_module)
-        listening = "listening to the microphone (Ctrl-C stops)"
-    out(f"database: {len(database.songs)} songs; windows of {config['duration']:g} s every {config['step']:g} s")
-    summary = session.run(source, max_seconds, on_start=lambda: out(listening))
+
+        def listening() -> str:
+            # What was really opened: the device's name, and its rate when it could not record at ours.
+            rate = f"{source.capture_rate} Hz" + (
+                f" (resampled to {sample_rate} Hz)" if source.capture_rate != sample_rate else ""
+            )
+            return f"listening to input device {source.opened_device} at {rate} (Ctrl-C stops)"
+
+    songs = len(recognizer.table) if isinstance(recognizer, LandmarkRecognizer) else len(recognizer.database.songs)
+    out(f"database: {songs} songs; windows of {config['duration']:g} s every {config['step']:g} s")
+    out(recognizer.decision_note)
+    summary = session.run(source, max_seconds, on_start=lambda: out(listening()))
+    if truth is not None:
+        summary.truth = check_against(
+            summary.songs,
+            truth,
+            session.evidence_samples / sample_rate,
+            summary.audio_seconds,
+            str(truth_path),
+        )
     out(summary.text())
     return summary

@@ -18,7 +18,9 @@ Ties are broken deterministically and never by position in the index: higher sco
 more supporting hits, then song name, then earlier offset. ``Match.margin`` (best score minus
 the best score of any other song) shows how close a decision was; 0 means an exact tie.
 
-The best candidate is accepted when ``threshold`` is None or its score >= threshold; otherwise
+The best candidate is accepted when its score >= ``threshold`` (a fixed number), or else when
+the decision ``rule`` accepts it (``matching.decision``: a threshold per number of query rows,
+fitted for a false-match rate), or when neither is given; otherwise
 ``Match.song`` is None ("no match") while ``score`` and ``offset_seconds`` still describe the
 rejected candidate, which is what ``choose_threshold`` needs from out-of-database queries.
 """
@@ -57,6 +59,7 @@ class Matcher:
     lists searched (IVF indexes; sets it on the database's index). ``min_overlap``: fraction of
     query rows a sequence candidate must have inside its song. ``top``: songs in ``Match.ranked``.
     ``identity``: ``model_identity`` of the query model; refused (DatabaseError) unless it made the index.
+    ``rule``: a ``matching.decision.DecisionRule`` for ``method``, used when ``threshold`` is None.
     """
 
     def __init__(
@@ -69,6 +72,7 @@ class Matcher:
         min_overlap: float = 0.5,
         top: int = 5,
         identity: dict | None = None,
+        rule=None,
     ):
         if method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -82,6 +86,9 @@ class Matcher:
         self.method = method
         self.min_overlap = float(min_overlap)
         self.top = int(top)
+        if rule is not None and rule.method != method:
+            raise ValueError(f"the decision rule is for method '{rule.method}', the matcher uses '{method}'")
+        self.rule = rule
         if identity is not None:
             database.check_compatible(identity)  # DatabaseError naming both models when they differ
         if nprobe is not None:
@@ -123,7 +130,7 @@ class Matcher:
         songs, rows = self.database.locate_many(hit_ids)
         starts = rows - hit_query_rows
         if self.method == "vote":
-            return self._vote(songs, starts, total_hits=ids.size)
+            return self._vote(songs, starts, total_hits=ids.size, query_rows=len(query))
         return self._sequence(query, songs, starts)
 
     # ----------------------------------------------------------------------------- sequence
@@ -151,10 +158,10 @@ class Matcher:
         similarities = query @ self.database.vectors_at(unique_ids).T  # (J, unique rows), exact vectors
         aligned = similarities[np.arange(query_length)[None, :], position.reshape(vector_ids.shape)]
         scores = np.where(inside, aligned, 0.0).sum(axis=1) / overlap
-        return self._decide(candidate_songs, candidate_starts, scores.astype(np.float64), hits)
+        return self._decide(candidate_songs, candidate_starts, scores.astype(np.float64), hits, query_length)
 
     # ----------------------------------------------------------------------------- vote
-    def _vote(self, songs: np.ndarray, starts: np.ndarray, total_hits: int) -> Match:
+    def _vote(self, songs: np.ndarray, starts: np.ndarray, total_hits: int, query_rows: int) -> Match:
         song_numbers, votes = np.unique(songs, return_counts=True)
         offsets = np.empty(len(song_numbers), dtype=np.int64)
         for position, song_index in enumerate(song_numbers):
@@ -162,10 +169,12 @@ class Matcher:
             mine = np.clip(mine, 0, None)  # a start before the song means the query began at its start
             values, counts = np.unique(mine, return_counts=True)
             offsets[position] = values[np.argmax(counts)]  # most voted start; earliest on ties
-        return self._decide(song_numbers, offsets, votes / float(total_hits), votes)
+        return self._decide(song_numbers, offsets, votes / float(total_hits), votes, query_rows)
 
     # ----------------------------------------------------------------------------- decision
-    def _decide(self, songs: np.ndarray, starts: np.ndarray, scores: np.ndarray, hits: np.ndarray) -> Match:
+    def _decide(
+        self, songs: np.ndarray, starts: np.ndarray, scores: np.ndarray, hits: np.ndarray, query_rows: int
+    ) -> Match:
         names = np.array([self.database.songs[int(number)].name for number in songs], dtype=str)
         name_rank = np.unique(names, return_inverse=True)[1]
         # np.lexsort sorts by the last key first: score desc, hits desc, name asc, start asc.
@@ -184,7 +193,7 @@ class Matcher:
         best = best_per_song[0]
         margin = float(scores[best] - scores[best_per_song[1]]) if len(best_per_song) > 1 else math.inf
         score = float(scores[best])
-        accepted = self.threshold is None or score >= self.threshold
+        accepted = self.accepts(score, margin, query_rows)
         return Match(
             song=str(names[best]) if accepted else None,
             song_index=int(songs[best]) if accepted else None,
@@ -194,6 +203,19 @@ class Matcher:
             margin=margin,
             hits=int(hits[best]),
         )
+
+    @property
+    def decides(self) -> bool:
+        """True when some answers can be "no match" (a threshold or a rule is set)."""
+        return self.threshold is not None or self.rule is not None
+
+    def accepts(self, score: float, margin: float, query_rows: int) -> bool:
+        """Whether a best candidate with this score and margin, for a query of ``query_rows`` rows, is a match."""
+        if self.threshold is not None:
+            return score >= self.threshold
+        if self.rule is not None:
+            return self.rule.accepts(score, margin, query_rows)
+        return True
 
     def _no_candidate(self) -> Match:
         return Match(None, None, 0.0, NO_CANDIDATE_SCORE[self.method], [], 0.0, 0)

@@ -13,6 +13,8 @@ import time
 import numpy as np
 
 from database import Database
+from database.calibration import read_calibration
+from matching.decision import stored_rule
 from matching.matcher import Match, Matcher
 from models.checkpoint import model_identity
 from models.encoder import WaveformEncoder, embed_samples, load_encoder
@@ -23,14 +25,23 @@ class Recognizer:
 
     The query is embedded at the database's hop (``hop_samples``) so that its rows line up with
     database rows. ``identity`` is the encoder's model identity; the database must have been
-    built by that model.
+    built by that model. ``decision_note``: one line saying how "no match" is decided (a config
+    threshold, the database's calibrated rule, or none), for a log or a header.
     """
 
-    def __init__(self, encoder: WaveformEncoder, database: Database, matcher: Matcher, identity: dict | None = None):
+    def __init__(
+        self,
+        encoder: WaveformEncoder,
+        database: Database,
+        matcher: Matcher,
+        identity: dict | None = None,
+        decision_note: str = "",
+    ):
         self.encoder = encoder
         self.database = database
         self.matcher = matcher
         self.identity = identity
+        self.decision_note = decision_note
         if identity is not None:
             database.check_compatible(identity)  # DatabaseError naming both models when they differ
         self.sample_rate = int(encoder.frontend_config.sample_rate)
@@ -46,14 +57,27 @@ class Recognizer:
         threshold: float | None = None,
         method: str = "sequence",
         nprobe: int | None = None,
+        calibrated: bool = True,
     ) -> Recognizer:
-        """Load a checkpoint and the database at ``database_json``; ``nprobe`` None keeps the database's own."""
+        """Load a checkpoint and the database at ``database_json``; ``nprobe`` None keeps the database's own.
+
+        "No match" is decided by ``threshold`` when given; otherwise, with ``calibrated``, by the
+        rule stored in the database JSON (``evaluation/calibrate.py``) when it was fitted for this
+        model; otherwise every best candidate is answered. ``decision_note`` says which.
+        """
         encoder, payload = load_encoder(weights, device)
         identity = model_identity(payload)
         database = Database.open(database_json)
         database.check_compatible(identity)
-        matcher = Matcher(database, neighbors=neighbors, threshold=threshold, method=method, nprobe=nprobe)
-        return cls(encoder, database, matcher, identity)
+        rule = None
+        if threshold is not None:
+            note = f"decision: threshold {threshold:g} from the config (overrides any calibration)"
+        elif calibrated:
+            rule, note = stored_rule(read_calibration(database_json), identity, method, neighbors, str(database_json))
+        else:
+            note = "decision: none, every best candidate is answered"
+        matcher = Matcher(database, neighbors=neighbors, threshold=threshold, method=method, nprobe=nprobe, rule=rule)
+        return cls(encoder, database, matcher, identity, note)
 
     def embed(self, samples: np.ndarray) -> tuple[np.ndarray, float]:
         """(n,) float32 audio at ``sample_rate`` -> ((J, d) float32 rows at the database hop, milliseconds)."""
