@@ -31,7 +31,7 @@ from training.loop import LR_REFERENCE_BATCH, train
 
 BATCH_SIZE = 512
 LR_EFF = 1e-3
-# Training pairs per epoch: about a minute at 8,000 pairs/s; an epoch ends with validation and checkpoints.
+# Training pairs per epoch: about a minute at 8,000-15,000 pairs/s; each epoch ends with validation and checkpoints.
 EPOCH_PAIRS = 500_000
 VAL_WINDOWS_PER_SONG = 100
 
