@@ -67,10 +67,15 @@ class WindowResult:
             best = ""
             if self.best_candidate is not None:
                 best = f"  (best {self.best_candidate[0]} score {self.best_candidate[2]:.3f})"
-            return f"{head}no match{best}{tail}" + (agreement if self.run_length > 1 else "")
-        text = f"{head}{self.song}  offset {self.offset_seconds:7.1f} s  score {self.score:.3f}{tail}{agreement}"
+            text = f"{head}no match{best}{tail}" + (agreement if self.run_length > 1 else "")
+        else:
+            text = f"{head}{self.song}  offset {self.offset_seconds:7.1f} s  score {self.score:.3f}{tail}{agreement}"
         if self.new_stable_song:
-            text += f"\n{head}== stable match: {self.song} (offset {self.offset_seconds:.1f} s)"
+            # The window alone may be "no match": what became stable is the agreeing windows' candidate.
+            song, offset = (
+                (self.song, self.offset_seconds) if self.song else (self.best_candidate[0], self.best_candidate[1])
+            )
+            text += f"\n{head}== stable match: {song} (offset {offset:.1f} s)"
         return text
 
 

@@ -28,3 +28,10 @@ if [ ! -f "$stamp" ]; then
   rm -f .venv/.installed-*
   touch "$stamp"
 fi
+# The optional test through a real audio server (tests/test_live_audio_server.py) needs PulseAudio;
+# without it that test is skipped. Tried once per .venv, as root with apt-get only.
+if [ ! -f .venv/.pulseaudio-tried ] && ! command -v pulseaudio >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  (apt-get install -y -q pulseaudio pulseaudio-utils >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q pulseaudio pulseaudio-utils >/dev/null 2>&1; }) \
+    || echo "setup: could not install pulseaudio; the audio-server test will be skipped"
+  touch .venv/.pulseaudio-tried
+fi
