@@ -180,7 +180,7 @@ def _plan(config, specs, logger) -> RecordingPlan:
     for model in models:
         missing = [path.name for path in song_files if model.song_name(path) is None]
         logger.info(
-            f"model '{model.name}': {len(model.database.songs)} songs in its database; "
+            f"model '{model.name}': {model.song_count} songs in its database; "
             + (
                 f"playlist songs NOT in it (counted as out-of-database): {missing}"
                 if missing
@@ -220,7 +220,9 @@ def _answer(config, plan: RecordingPlan, lengths, logger) -> tuple[list[dict], d
         )
         alignment[condition] = [asdict(interval) for interval in intervals]
         for model in models:
-            shared = _embed_intervals(model, recording, sr, intervals) if config["shared_embeddings"] else None
+            # Only neural models cut a query into windows that a longer stretch's windows contain.
+            shares = config["shared_embeddings"] and isinstance(model, ModelUnderTest)
+            shared = _embed_intervals(model, recording, sr, intervals) if shares else None
             for length in lengths:
                 outcomes = _answer_queries(
                     model,
@@ -339,9 +341,9 @@ def _answer_queries(
     time of a standalone query; otherwise every query is embedded on its own.
     """
     query_samples = int(round(length * sr))
-    frontend = model.encoder.frontend_config
-    rows_per_query = window_count(query_samples, frontend.window_samples, model.hop_samples)
     on_grid = shared is not None and query_samples % model.hop_samples == 0
+    if on_grid:
+        rows_per_query = window_count(query_samples, model.encoder.frontend_config.window_samples, model.hop_samples)
     number_of = {interval.name: number for number, interval in enumerate(intervals)}
     outcomes = []
     for count, query in enumerate(
