@@ -27,7 +27,7 @@ def without_path_checks(schema: Schema) -> Schema:
 def test_demo_configs_hold_only_known_keys_of_the_right_type(name, schema):
     config = validate(json.loads((CONFIGS / name).read_text()), without_path_checks(schema), where=name)
     for entry in config.get("models", []):
-        assert set(entry) <= {"name", "weights", "database", "nprobe", "neighbors", "threshold", "method"}
+        assert set(entry) <= {"kind", "name", "weights", "database", "nprobe", "neighbors", "threshold", "method"}
 
 
 def test_the_recording_demo_reads_what_the_simulation_demo_writes():
