@@ -293,10 +293,15 @@ def _answer(config, plan: OfflinePlan, lengths, snrs, logger) -> tuple[dict, dic
                 progress.update(silent * len(snrs) * len(models))
                 for snr in snrs:
                     queries = degraded_queries(positions, plan.degrade, config["seed"], trial, length, snr)
+                    embedded = {}  # models with the same weights and hop embed each query once
                     for model in models:
                         outcomes = []
-                        for number, start, query in queries:
-                            match, inference_ms, search_ms = model.identify(query)
+                        shared = embedded.setdefault((model.spec.weights, model.hop_samples), [])
+                        for count, (number, start, query) in enumerate(queries):
+                            if count == len(shared):
+                                shared.append(model.embed(query))
+                            rows, inference_ms = shared[count]
+                            match, search_ms = model.search(rows)
                             progress.update(1)
                             outcomes.append(
                                 QueryOutcome(
