@@ -293,15 +293,19 @@ def _answer(config, plan: OfflinePlan, lengths, snrs, logger) -> tuple[dict, dic
                 progress.update(silent * len(snrs) * len(models))
                 for snr in snrs:
                     queries = degraded_queries(positions, plan.degrade, config["seed"], trial, length, snr)
-                    embedded = {}  # models with the same weights and hop embed each query once
+                    embedded = {}  # neural models with the same weights and hop embed each query once
                     for model in models:
                         outcomes = []
-                        shared = embedded.setdefault((model.spec.weights, model.hop_samples), [])
+                        neural = isinstance(model, ModelUnderTest)
+                        shared = embedded.setdefault((model.spec.weights, model.hop_samples), []) if neural else None
                         for count, (number, start, query) in enumerate(queries):
-                            if count == len(shared):
-                                shared.append(model.embed(query))
-                            rows, inference_ms = shared[count]
-                            match, search_ms = model.search(rows)
+                            if not neural:
+                                match, inference_ms, search_ms = model.identify(query)
+                            else:
+                                if count == len(shared):
+                                    shared.append(model.embed(query))
+                                rows, inference_ms = shared[count]
+                                match, search_ms = model.search(rows)
                             progress.update(1)
                             outcomes.append(
                                 QueryOutcome(

@@ -161,6 +161,14 @@ class LiveSession:
         # The agreeing windows' combined evidence: the audio from the first one's start to the last one's end.
         self.evidence_samples = self.duration_samples + (stable_count - 1) * self.step_samples
         self._evidence_passed = False  # for the current agreeing run
+        # With a recogniser that embeds and searches separately, and steps a whole number of its
+        # hops, the evidence reuses the windows' rows instead of embedding its audio again.
+        hop = getattr(recognizer, "hop_samples", None)
+        self._rows_reusable = (
+            hasattr(recognizer, "embed") and hasattr(recognizer, "search") and bool(hop)
+            and self.step_samples % hop == 0 and self.duration_samples >= hop
+        )  # fmt: skip
+        self._recent_rows: dict[int, np.ndarray] = {}  # window end (sample) -> its (J, d) rows
         # One window plus the evidence's steps (at least one step), plus slack.
         held = self.duration_samples + max(1, stable_count - 1) * self.step_samples
         self.ring = RingBuffer(held + int(RING_SLACK_SECONDS * sample_rate))
@@ -170,7 +178,7 @@ class LiveSession:
             window = self.ring.read(end, self.duration_samples)
         except ValueError as error:
             raise WindowOverwritten(str(error)) from None
-        match, inference_ms, search_ms = self.recognizer.identify(window)
+        match, inference_ms, search_ms = self._identify_window(end, window)
         latency = (inference_ms + search_ms) / 1000.0
         clock = end / self.sample_rate
         was_stable = self.tracker.stable and self._evidence_passed
@@ -204,6 +212,33 @@ class LiveSession:
             summary.songs.append(StableMatch(song, clock, offset))
         return result
 
+    def _identify_window(self, end: int, window: np.ndarray):
+        """(match, inference ms, search ms) of one window; its rows are kept for the evidence when they can be."""
+        if not self._rows_reusable:
+            return self.recognizer.identify(window)
+        rows, inference_ms = self.recognizer.embed(window)
+        match, search_ms = self.recognizer.search(rows)
+        self._recent_rows[end] = rows
+        for old in [position for position in self._recent_rows if position <= end - self.evidence_samples]:
+            del self._recent_rows[old]
+        return match, inference_ms, search_ms
+
+    def _evidence_rows(self, end: int) -> np.ndarray | None:
+        """The evidence's (J, d) rows from the agreeing windows' rows, or None when a window is missing.
+
+        Windows a whole number of database hops apart share the row grid: the evidence is the
+        first window's rows followed by each later window's last ``step / hop`` rows.
+        """
+        if not self._rows_reusable:
+            return None
+        count = (self.evidence_samples - self.duration_samples) // self.step_samples + 1
+        ends = [end - number * self.step_samples for number in range(count - 1, -1, -1)]
+        if any(position not in self._recent_rows for position in ends):
+            return None
+        new_rows = self.step_samples // self.recognizer.hop_samples
+        parts = [self._recent_rows[ends[0]]] + [self._recent_rows[position][-new_rows:] for position in ends[1:]]
+        return np.concatenate(parts)
+
     def _combined_evidence_passes(self, end: int, song: str, offset: float, match) -> tuple[bool, float]:
         """(whether the agreeing windows' audio, matched as one query, names ``song`` in step, seconds it took).
 
@@ -211,11 +246,16 @@ class LiveSession:
         """
         if self.evidence_samples == self.duration_samples:
             return match.song == song, 0.0
-        try:
-            evidence = self.ring.read(end, self.evidence_samples)
-        except ValueError:  # overwritten, or before the stream began (windows were skipped)
-            return False, 0.0
-        combined, inference_ms, search_ms = self.recognizer.identify(evidence)
+        rows = self._evidence_rows(end)
+        if rows is not None:  # the agreeing windows' rows, already embedded: only a search
+            combined, search_ms = self.recognizer.search(rows)
+            inference_ms = 0.0
+        else:
+            try:
+                evidence = self.ring.read(end, self.evidence_samples)
+            except ValueError:  # overwritten, or before the stream began (windows were skipped)
+                return False, 0.0
+            combined, inference_ms, search_ms = self.recognizer.identify(evidence)
         lead = (self.evidence_samples - self.duration_samples) / self.sample_rate
         in_step = abs((combined.offset_seconds + lead) - offset) <= self.tracker.tolerance_seconds
         return combined.song == song and in_step, (inference_ms + search_ms) / 1000.0

@@ -126,3 +126,24 @@ def test_the_live_header_names_the_device_and_the_rate_actually_opened(tmp_path,
     lines = []
     run_live(config, input_path=tmp_path / "song.wav", speed=0, out=lines.append, truth_path=truth)
     assert "checked against" in lines[-1] and "0 wrong" in lines[-1]
+
+
+def test_the_evidence_reuses_the_agreeing_windows_rows_exactly(tiny_checkpoint, tmp_path):
+    from database import Database
+    from matching.matcher import Matcher
+    from matching.recognizer import Recognizer
+    from models.checkpoint import model_identity
+    from models.encoder import embed_samples, load_encoder
+    from tests.signals import synth_song
+
+    encoder, payload = load_encoder(tiny_checkpoint)
+    song = synth_song(12.0, 3)
+    database = Database.build([("song3", embed_samples(encoder, song), 12.0, "")], identity=model_identity(payload))
+    recognizer = Recognizer(encoder, database, Matcher(database))
+    session = LiveSession(recognizer, 8000, duration_seconds=5, step_seconds=1, stable_count=3)
+    session.run(FileSource(song, 8000, speed=0), max_seconds=9.0)
+    end = 9 * 8000
+    rows = session._evidence_rows(end)
+    direct, _ = recognizer.embed(session.ring.read(end, session.evidence_samples))
+    assert rows.shape == direct.shape == (13, database.d)
+    np.testing.assert_allclose(rows, direct, atol=1e-5)
