@@ -28,7 +28,7 @@ from augmentation import CutOffFilter
 from common.atomic import atomic_write_text
 from common.audio import AudioError, find_audio_files, load_audio, load_song
 from common.config import ConfigError, Key, Schema
-from common.devices import resolve_device
+from common.devices import DEVICE_HELP, device_problem, resolve_device
 from data_prep.manifest import read_manifest
 from database.calibration import store_calibration
 from evaluation.calibration_queries import answer_queries
@@ -54,16 +54,16 @@ SCHEMA = Schema(
         Key("cutoff_filters", "bool", False, help="apply the phone-like cut-off filters to every query"),
         Key("query_lengths", "list", [1, 2, 3, 5, 10, 15], help="query lengths (s); one threshold per length's J"),
         Key("snrs", "list", [0, 5, 10, 15], help="SNRs in dB (null: clean)"),
-        Key("queries_per_song", "int", 20, help="random queries per song, length and SNR"),
-        Key("max_songs", "int", None, help="use at most this many songs, drawn with 'seed'"),
+        Key("queries_per_song", "int", 20, min=1, help="random queries per song, length and SNR"),
+        Key("max_songs", "int", None, min=1, help="use at most this many songs, drawn with 'seed'"),
         Key("target_false_match_rate", "float", 0.01, help="false matches per out-of-database query"),
         Key(
             "confidence", "float", 0.95, help="confidence that the true rate is at most the target (0: plain quantile)"
         ),
         Key("methods", "list", list(METHODS), help="matching methods to calibrate"),
-        Key("neighbors", "int", 4, help="nearest neighbours per query row (use the value matching will use)"),
-        Key("seed", "int", 0, help="seed of every random draw"),
-        Key("device", "str", "auto", help="'cpu', 'cuda' or 'auto'"),
+        Key("neighbors", "int", 4, min=1, help="nearest neighbours per query row (use the value matching will use)"),
+        Key("seed", "int", 0, min=0, help="seed of every random draw"),
+        Key("device", "str", "auto", help=DEVICE_HELP, check=device_problem),
         Key("output_dir", "path", "runs/reports/calibration", help="folder of the report and log (files replaced)"),
     ],
 )
@@ -108,9 +108,6 @@ def _check(config: dict, where: str) -> None:
     unknown = [method for method in config["methods"] if method not in METHODS]
     if not config["methods"] or unknown:
         raise ConfigError(f"{where}: key 'methods' must list some of {', '.join(METHODS)}, got {config['methods']!r}")
-    for key in ("queries_per_song", "neighbors"):
-        if config[key] < 1:
-            raise ConfigError(f"{where}: key '{key}' must be at least 1, got {config[key]}")
 
 
 def run_calibration(config: dict) -> dict:
@@ -166,7 +163,7 @@ def _load_data(config: dict, recognizer: Recognizer, logger) -> tuple[list, Quer
 
 
 def _run(config: dict, output_dir: Path, logger) -> dict:
-    device = resolve_device(config["device"])
+    device = resolve_device(config["device"], getattr(config, "source", None))
     logger.info(f"calibration on {device}; config:\n{json.dumps(config, indent=2)}")
     recognizer = Recognizer.load(config["weights"], config["database"], device, calibrated=False)
     songs, degrade = _load_data(config, recognizer, logger)

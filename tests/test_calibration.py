@@ -172,3 +172,16 @@ def test_song_lists_come_from_folders_and_data_manifests(tmp_path):
     )
     assert song_files([str(manifest)]) == [tmp_path / "data" / "music" / "train" / "b.wav"]
     assert len(song_files([str(tmp_path / "data" / "music" / "train"), str(manifest)])) == 2
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"target_false_match_rate": 1.5}, "'target_false_match_rate' must be in \\(0, 1\\)"),
+        ({"methods": ["votes"]}, "key 'methods' must list some of"),
+        ({"query_lengths": [0.5]}, "key 'query_lengths' must be"),
+    ],
+)
+def test_bad_calibration_settings_are_one_line_errors_naming_the_key(small_database, tiny_checkpoint, changes, message):
+    with pytest.raises(ConfigError, match=message):
+        run_calibration(calibration_config(small_database, tiny_checkpoint, **changes))
