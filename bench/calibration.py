@@ -97,16 +97,24 @@ def _known_truth(cache: Path, table: QueryTable) -> np.ndarray:
 
 def _logistic_values(method: str, fit_negatives: QueryTable, positives: QueryTable):
     """A logistic model of P(in database | score, margin, 1/sqrt(J)); returns a function table -> logit."""
-    from sklearn.linear_model import LogisticRegression
+    from scipy.optimize import minimize
 
     def features(table: QueryTable) -> np.ndarray:
         score = table.score[method]
-        return np.stack([score, finite_margin(method, score, table.margin[method]), 1 / np.sqrt(table.rows)], axis=1)
+        columns = [score, finite_margin(method, score, table.margin[method]), 1 / np.sqrt(table.rows)]
+        return np.stack(columns + [np.ones(len(score))], axis=1)
 
     x = np.concatenate([features(fit_negatives), features(positives)])
     y = np.concatenate([np.zeros(len(fit_negatives)), np.ones(len(positives))])
-    model = LogisticRegression(C=10.0, max_iter=1000).fit(x, y)
-    return lambda table: model.decision_function(features(table))
+
+    def loss(weights):  # mean logistic loss plus a small L2 penalty (not on the bias)
+        logits = x @ weights
+        penalty = 0.05 * np.sum(weights[:-1] ** 2)
+        gradient = x.T @ (1 / (1 + np.exp(-logits)) - y) / len(y) + np.append(0.1 * weights[:-1], 0.0)
+        return np.mean(np.logaddexp(0, logits) - y * logits) + penalty, gradient
+
+    weights = minimize(loss, np.zeros(x.shape[1]), jac=True, method="L-BFGS-B").x
+    return lambda table: features(table) @ weights
 
 
 def evaluate_rules(tables: dict[str, QueryTable], cache: Path, method: str) -> dict[str, dict]:
