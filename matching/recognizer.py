@@ -11,13 +11,15 @@ import os
 import time
 
 import numpy as np
+import torch
 
+from common.audio import frame_windows
 from database import Database
 from database.calibration import read_calibration
 from matching.decision import stored_rule
 from matching.matcher import Match, Matcher
 from models.checkpoint import model_identity
-from models.encoder import WaveformEncoder, embed_samples, load_encoder
+from models.encoder import WaveformEncoder, embed_samples, encode_batches, load_encoder
 
 
 class Recognizer:
@@ -84,6 +86,17 @@ class Recognizer:
         start = time.perf_counter()
         rows = embed_samples(self.encoder, samples, hop_samples=self.hop_samples)
         return rows, 1000.0 * (time.perf_counter() - start)
+
+    def embed_many(self, queries: list[np.ndarray], batch_size: int = 256) -> list[np.ndarray]:
+        """Several (n_q,) queries -> [(J_q, d) rows], their windows embedded in shared batches (rows as ``embed``)."""
+        window = self.encoder.frontend_config.window_samples
+        framed = [frame_windows(np.asarray(query, dtype=np.float32), window, self.hop_samples) for query in queries]
+        if not framed:
+            return []
+        device = next(self.encoder.parameters()).device
+        with torch.inference_mode():
+            rows = encode_batches(self.encoder, np.concatenate(framed), batch_size, device).cpu().numpy()
+        return np.split(rows, np.cumsum([len(windows) for windows in framed])[:-1])
 
     def search(self, rows: np.ndarray) -> tuple[Match, float]:
         """(J, d) query rows -> (match, milliseconds): faiss search + candidate scoring."""

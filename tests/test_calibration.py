@@ -185,3 +185,11 @@ def test_song_lists_come_from_folders_and_data_manifests(tmp_path):
 def test_bad_calibration_settings_are_one_line_errors_naming_the_key(small_database, tiny_checkpoint, changes, message):
     with pytest.raises(ConfigError, match=message):
         run_calibration(calibration_config(small_database, tiny_checkpoint, **changes))
+
+
+def test_queries_embedded_in_shared_batches_get_the_rows_of_queries_embedded_alone(small_database, tiny_checkpoint):
+    recognizer = Recognizer.load(tiny_checkpoint, small_database / "db.json")
+    queries = [synth_song(seconds, seed) for seed, seconds in enumerate((1, 2.3, 5))]
+    batched = recognizer.embed_many(queries)
+    for query, rows in zip(queries, batched, strict=True):
+        np.testing.assert_allclose(rows, recognizer.embed(query)[0], atol=1e-5)
