@@ -31,6 +31,7 @@ from common.config import ConfigError, Key, Schema
 from common.devices import DEVICE_HELP, device_problem, resolve_device
 from data_prep.manifest import read_manifest
 from database.calibration import store_calibration
+from database.files import read_table
 from evaluation.calibration_queries import answer_queries
 from evaluation.queries import QueryDegrader
 from evaluation.report import close_log, open_log, run_stamp
@@ -225,6 +226,10 @@ def _run(config: dict, output_dir: Path, logger) -> dict:
         "rules": rules,
         "fitted": fitted,
     }
+    # The database may have been rebuilt (another model, other songs) while the queries ran.
+    now = read_table(Path(config["database"]))
+    if now.get("identity") != database.identity or now.get("ntotal") != database.ntotal:
+        raise ConfigError(f"database: {config['database']} changed while calibrating; run the calibration again")
     store_calibration(config["database"], calibration)
     logger.info(f"calibration stored in {config['database']}")
     _write_report(output_dir, config, calibration, device)

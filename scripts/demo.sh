@@ -12,7 +12,7 @@ step() { printf '\n\033[1m== %s\033[0m (%ds)\n' "$1" $((SECONDS - start)); }
 step "1/8 demo data: music, noise and impulse responses from Debian packages"
 $python data_prep/prepare_data.py --config configs/data/demo.json
 
-step "2/8 fingerprints of the 72 reference songs with the shipped model (pretrained/fingerprinter_demo.pt)"
+step "2/8 fingerprints of the 72 reference songs with the shipped model (pretrained/fingerprinter_cpu.pt)"
 $python generation/generate_fingerprints.py --config configs/fingerprints_demo.json
 
 step "3/8 faiss database"
@@ -21,7 +21,7 @@ $python generation/generate_index.py --config configs/index_demo.json --set over
 step "3b/8 landmark table of the same 72 songs: the classical baseline reported beside the model (docs/landmarks.md)"
 $python generation/generate_landmarks.py --config configs/landmarks_demo.json
 
-step "4/8 calibration: the \"no match\" rule for 1 % false matches per query, fitted on validation songs, noise and IRs"
+step "4/8 calibration: the \"no match\" rule for 1 % false matches per query, fitted on 48 out-of-database songs, validation noise and IRs"
 $python evaluation/calibrate.py --config configs/calibrate_demo.json
 
 step "5/8 three simulated phone recordings of a 15-song playlist (low, mid, high noise)"
