@@ -1,6 +1,6 @@
 """Which "no match" rule holds a known false-match rate at every query length: the study behind matching.decision.
 
-    python -m bench.calibration [--weights pretrained/fingerprinter_demo.pt] \
+    python -m bench.calibration [--weights pretrained/fingerprinter_cpu.pt] \
         [--database runs/demo/index/demo.json] [--queries 3] [--known-queries 2]
 
 Three sets of degraded random-start queries (``evaluation.calibration_queries``), at lengths 1,
@@ -256,7 +256,7 @@ def report(tables: dict[str, QueryTable], cache: Path, args) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--weights", default="pretrained/fingerprinter_demo.pt")
+    parser.add_argument("--weights", default="pretrained/fingerprinter_cpu.pt")
     parser.add_argument("--database", default="runs/demo/index/demo.json")
     parser.add_argument("--data", default="data/demo")
     parser.add_argument("--cache", default="runs/bench/calibration")

@@ -292,7 +292,7 @@ def main() -> None:
         "--stages", nargs="+", default=["sizes", "accuracy", "latency"], choices=["sizes", "accuracy", "latency"]
     )
     parser.add_argument("--real-fingerprints", help="fingerprint folder: run only the real-fingerprint study")
-    parser.add_argument("--real-weights", default="pretrained/fingerprinter_demo.pt")
+    parser.add_argument("--real-weights", default="pretrained/fingerprinter_cpu.pt")
     parser.add_argument("--real-noise", default="data/demo/noise/background_test")
     parser.add_argument("--real-queries", type=int, default=300)
     parser.add_argument("--real-snr", type=float, default=5.0)

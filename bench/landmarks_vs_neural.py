@@ -29,7 +29,7 @@ from models.encoder import embed_samples
 
 SONGS = Path("data/demo/music/test")
 TABLE = Path("runs/demo/landmarks/demo_dense.npz")
-WEIGHTS = Path("pretrained/fingerprinter_demo.pt")
+WEIGHTS = Path("pretrained/fingerprinter_cpu.pt")
 DATABASE = Path("runs/demo/index/demo.json")
 RECORDING = Path("runs/demo/recordings/mid_t.wav")
 QUERY_SECONDS = (1, 2, 5, 10)

@@ -1,6 +1,6 @@
 """Where queries fail, by length: a diagnostic of the sequence matcher on recordings of a playlist.
 
-    python -m bench.long_queries --weights pretrained/fingerprinter_demo.pt \
+    python -m bench.long_queries --weights pretrained/fingerprinter_cpu.pt \
         --database runs/demo/index/demo.json --recordings runs/demo/recordings \
         --true-songs data/demo/music/test [--lengths 2 5 10 15] [--neighbors 4 20 100]
 

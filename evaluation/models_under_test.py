@@ -2,7 +2,7 @@
 
 A config lists models as JSON objects:
 
-    {"name": "fingerprinter demo", "weights": "pretrained/fingerprinter_demo.pt",
+    {"name": "fingerprinter demo", "weights": "pretrained/fingerprinter_cpu.pt",
      "database": "runs/demo/index/demo.json", "nprobe": 8, "neighbors": 4, "threshold": null,
      "method": "sequence"}
 

@@ -1,6 +1,6 @@
 """End to end on audio: song files -> fingerprints -> database -> excerpt queries -> matches.
 
-Uses the project's shipped demo model (pretrained/fingerprinter_demo.pt, trained by
+Uses the project's shipped demo model (pretrained/fingerprinter_cpu.pt, trained by
 training/trainer.py), because random weights are not robust to a query starting between two hops.
 """
 
@@ -19,7 +19,7 @@ from models.encoder import embed_samples, load_encoder
 from tests.fakes import save_tiny_checkpoint
 from tests.signals import synth_song
 
-DEMO_MODEL = Path(__file__).resolve().parents[1] / "pretrained" / "fingerprinter_demo.pt"
+DEMO_MODEL = Path(__file__).resolve().parents[1] / "pretrained" / "fingerprinter_cpu.pt"
 SR = 8000
 
 
