@@ -12,10 +12,11 @@ Three sets of degraded random-start queries (``evaluation.calibration_queries``)
 - ``held_out``: the other half of the out-of-database songs, test noise and test IRs: the rules'
   false-match rate is measured here, on songs, noise and rooms the fit never saw.
 Every query is matched by both methods without a threshold; the answers are cached under
-``--cache`` (delete it to re-embed). Every candidate rule of ``matching.decision`` is then fitted
-for a 1 % false-match rate per query and reported per length: held-out false-match rate and
-in-database recall (right song accepted), with both methods, and against the fixed threshold
-0.77. Figures go to the console and ``bench/results/calibration.md`` (+ a PNG of the trade-off).
+``--cache``/<model id> (a new model gets its own cache; delete it to re-embed). Every candidate
+rule of ``matching.decision`` is then fitted for a 1 % false-match rate per query and reported
+per length: held-out false-match rate and in-database recall (right song accepted), with both
+methods, and against the fixed threshold 0.77. Figures go to the console and
+``bench/results/calibration.md`` (+ a PNG of the trade-off).
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ from evaluation.queries import QueryDegrader
 from matching.decision import finite_margin, fit_rule
 from matching.matcher import METHODS
 from matching.recognizer import Recognizer
+from models.checkpoint import model_identity
+from models.encoder import load_encoder
 
 LENGTHS = [1, 2, 3, 5, 10]
 SNRS = [0, 5, 10, 15]
@@ -218,7 +221,8 @@ def report(tables: dict[str, QueryTable], cache: Path, args) -> str:
         "Command: `.venv/bin/python -m bench.calibration "
         f"--queries {args.queries} --known-queries {args.known_queries}`  ",
         f"Machine: {machine()}  ",
-        f"Model `{args.weights}`, database `{args.database}` ({len(set(tables['known'].song))} songs queried). "
+        f"Model `{args.weights}` (model id {Path(args.cache).name}), database `{args.database}` "
+        f"({len(set(tables['known'].song))} songs queried). "
         f"Queries at random starts through a room IR plus noise at {', '.join(map(str, SNRS))} dB: "
         f"{len(tables['known'])} in-database (test noise/IRs), {len(tables['fit'])} out-of-database for fitting "
         f"(half of music/train, validation noise/IRs), {len(tables['held_out'])} held-out out-of-database "
@@ -265,6 +269,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     torch.set_num_threads(2)
+    args.cache = str(Path(args.cache) / model_identity(load_encoder(args.weights)[1])["model_id"])
     tables = collect(args)
     markdown = report(tables, Path(args.cache), args)
     print(markdown)
