@@ -59,7 +59,7 @@ SCHEMA = Schema(
         Key("max_songs", "int", None, min=1, help="use at most this many songs, drawn with 'seed'"),
         Key("target_false_match_rate", "float", 0.01, help="false matches per out-of-database query"),
         Key(
-            "confidence", "float", 0.95, help="confidence that the true rate is at most the target (0: plain quantile)"
+            "confidence", "float", 0.99, help="confidence that the true rate is at most the target (0: plain quantile)"
         ),
         Key("methods", "list", list(METHODS), help="matching methods to calibrate"),
         Key("neighbors", "int", 4, min=1, help="nearest neighbours per query row (use the value matching will use)"),

@@ -125,7 +125,7 @@ def fit_rule(
     rows: np.ndarray,
     values: np.ndarray,
     rate: float = 0.01,
-    confidence: float = 0.95,
+    confidence: float = 0.99,
     statistic: str = "score",
 ) -> DecisionRule:
     """Fit thresholds per J on out-of-database queries: (N,) ``rows`` (J of each query), (N,) ``values``.
