@@ -1,4 +1,5 @@
-"""Fakes shared by several test modules: a stand-in PyAudio module, a polling wait, a tiny checkpoint."""
+"""Fakes shared by several test modules: a stand-in PyAudio module, a polling wait, a tiny checkpoint,
+the one-line error a script printed."""
 
 import threading
 import time
@@ -9,6 +10,13 @@ import torch
 
 from models import get_model
 from models.checkpoint import save_checkpoint
+
+
+def error_line(capsys) -> str:
+    """The single line a script wrote to stderr (fails when it wrote none or several)."""
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1, lines
+    return lines[0]
 
 
 def save_tiny_checkpoint(path, seed: int = 0, model_str: str = "fingerprinter", width: float = 0.125):

@@ -16,6 +16,7 @@ from generation import generate_index, update_index
 from models import get_model
 from models.checkpoint import save_checkpoint
 from models.encoder import load_encoder
+from tests.fakes import error_line
 from tests.signals import synth_song
 
 
@@ -68,12 +69,6 @@ def run_index(config_path) -> int:
 
 def run_update(config_path) -> int:
     return run_script(update_index.SCHEMA, "test", update_index.main, ["--config", str(config_path)])
-
-
-def error_line(capsys) -> str:
-    lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 1, lines
-    return lines[0]
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ import pytest
 
 from common.config import run_script
 from evaluation import evaluate_offline, evaluate_recording
+from tests.fakes import error_line
 
 
 @pytest.fixture
@@ -49,12 +50,6 @@ def recording_config(root, **changes):
 
 def run(script, config_path) -> int:
     return run_script(script.SCHEMA, "test", script.main, ["--config", str(config_path)])
-
-
-def error_line(capsys) -> str:
-    lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 1, lines
-    return lines[0]
 
 
 @pytest.mark.parametrize(

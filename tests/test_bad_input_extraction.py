@@ -20,6 +20,7 @@ from extraction.songs import SongSource, keep_names_unique
 from generation.generate_fingerprints import SCHEMA, main
 from models import get_model
 from models.checkpoint import save_checkpoint
+from tests.fakes import error_line
 from tests.signals import synth_song
 
 REPO = Path(__file__).resolve().parents[1]
@@ -61,12 +62,6 @@ def make_unreadable(monkeypatch):
 
 def run(config_path) -> int:
     return run_script(SCHEMA, "test", main, ["--config", str(config_path)])
-
-
-def error_line(capsys) -> str:
-    lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 1, lines
-    return lines[0]
 
 
 def manifest_songs(folder: Path) -> dict[str, str]:

@@ -5,6 +5,7 @@ import json
 import pytest
 
 from common.config import run_script
+from tests.fakes import error_line
 from training.config import SCHEMA
 from training.trainer import main
 
@@ -45,12 +46,6 @@ def config_file(tmp_path):
 
 def run(config_path) -> int:
     return run_script(SCHEMA, "test", main, ["--config", str(config_path)])
-
-
-def error_line(capsys) -> str:
-    lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 1, lines
-    return lines[0]
 
 
 @pytest.mark.parametrize("name", ["../x.pt", "sub/x.pt", "/tmp/x.pt", "", ".pt"])
