@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from common.audio import write_wav
-from common.config import load_config, run_script
+from common.config import ConfigError, load_config, run_script
 from models.checkpoint import load_checkpoint
 from tests.signals import synth_song
 from training.checkpointing import EarlyStopping
@@ -98,6 +98,20 @@ def test_a_run_killed_after_one_epoch_and_resumed_ends_with_the_same_weights(tin
     assert straight["extra"]["history"][1]["val_loss"] == resumed["extra"]["history"][1]["val_loss"]
     lines = (tmp_path / "resumed" / "tiny_metrics.jsonl").read_text().splitlines()
     assert len(lines) == 2
+
+
+def test_init_weights_starts_from_a_checkpoint_with_a_fresh_schedule_and_refuses_another_width(tiny_run, tmp_path):
+    path, config = tiny_run
+    train(loaded(path, output_path=str(tmp_path / "first"), epochs=1))
+    first = load_checkpoint(tmp_path / "first" / "tiny_last.pt")
+    warm = str(tmp_path / "first" / "tiny_last.pt")
+    history = train(loaded(path, output_path=str(tmp_path / "warm"), init_weights=warm), stop_after_epochs=1)
+    cold = train(loaded(path, output_path=str(tmp_path / "cold")), stop_after_epochs=1)
+    assert history[0]["epoch"] == 0 and history[0]["lr"] == first["extra"]["history"][0]["lr"]  # fresh schedule
+    assert history[0]["val_loss"] != cold[0]["val_loss"]  # but not from a fresh initialisation
+    assert "weights from" in (tmp_path / "warm" / "tiny.log").read_text()
+    with pytest.raises(ConfigError, match="init_weights.*width 0.125.*width 0.25"):
+        train(loaded(path, output_path=str(tmp_path / "other"), init_weights=warm, width=0.25))
 
 
 def test_early_stopping_fires_after_patience_epochs_without_a_lower_validation_loss():

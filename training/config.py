@@ -48,6 +48,14 @@ SCHEMA = Schema(
         Key("temperature", "float", 0.05, help="NT-Xent temperature"),
         Key("spec_aug", "bool", True, help="SpecAugment on the positive log-mels (p = 0.33)"),
         Key("resume", "bool", False, help="continue from the last checkpoint in output_path if there is one"),
+        Key(
+            "init_weights",
+            "path",
+            None,
+            must_exist=True,
+            help="start from this checkpoint's weights (same model_str and width) with a fresh optimizer and "
+            "schedule, e.g. to train a shipped model further; a resumable last checkpoint takes precedence",
+        ),
         Key("cache_dir", "path", None, help="decoded-audio cache folder; null: output_path/cache"),
         Key("val_fraction", "float", 0.1, help="share of songs held out for validation when val_pickle is null"),
         Key("max_val_songs", "int", None, min=1, help="use at most this many validation songs (null: all)"),

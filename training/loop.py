@@ -23,6 +23,7 @@ from common.audio import SAMPLE_RATE
 from common.config import ConfigError
 from common.workers import worker_init_fn
 from models import FrontEndConfig, LogMel, get_model
+from models.checkpoint import load_checkpoint
 from models.encoder import encode_batches
 from models.frontend import EMBEDDING_DIM
 from training import distributed
@@ -106,6 +107,19 @@ def spec_augment_generator(seed: int, epoch: int, rank: int) -> torch.Generator:
     generator = torch.Generator()
     generator.manual_seed(int(np.random.SeedSequence([seed, epoch, rank, 1]).generate_state(1)[0]))
     return generator
+
+
+def initial_weights(path: str, identity: dict) -> dict:
+    """The model state of the checkpoint at ``path``, refused when it is another architecture or front end."""
+    payload = load_checkpoint(path)
+    held = (payload["model_str"], payload["width"], payload["frontend"])
+    wanted = (identity["model_str"], identity["width"], identity["frontend"].to_dict())
+    if held != wanted:
+        raise ConfigError(
+            f"key 'init_weights': {path} holds {held[0]} width {held[1]}, but the config asks for "
+            f"{wanted[0]} width {wanted[1]} (or the front ends differ)"
+        )
+    return payload["model_state"]
 
 
 def train(config: dict, stop_after_epochs: int | None = None) -> list[dict]:
@@ -226,6 +240,9 @@ def _train(config: dict, context: distributed.Distributed, stop_after_epochs: in
             set_rng_state(payload["rng_state"])
             start_epoch = payload["epoch"] + 1
             log.line(f"resumed from {files.last} after epoch {start_epoch}")
+    if start_epoch == 0 and config["init_weights"]:
+        model.load_state_dict(initial_weights(config["init_weights"], identity))
+        log.line(f"weights from {config['init_weights']}; optimizer and schedule start afresh")
     trained = DistributedDataParallel(model) if context.enabled else model
     parameters = sum(p.numel() for p in model.parameters())
     log.line(
