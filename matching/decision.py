@@ -1,10 +1,10 @@
 """The "no match" decision (docs/calibration.md): a threshold per number of query rows, fitted for a false-match rate.
 
-A matcher's best candidate has a score (``Match.score``: the mean cosine of aligned rows for
-"sequence", the vote share for "vote"). Out-of-database queries score higher the fewer rows J
-they have (a mean over fewer rows spreads more), so one threshold cannot hold one false-match
-rate at every query length. ``DecisionRule`` holds a threshold per fitted J and accepts a
-candidate when its score reaches the threshold for the query's J:
+A matcher's best candidate has a score (``Match.score``: the mean cosine of the query's rows and
+the song's rows aligned at the candidate's offset, for both methods). Out-of-database queries
+score higher the fewer rows J they have (a mean over fewer rows spreads more), so one threshold
+cannot hold one false-match rate at every query length. ``DecisionRule`` holds a threshold per
+fitted J and accepts a candidate when its score reaches the threshold for the query's J:
 
 - between two fitted J the threshold is interpolated linearly in 1 / sqrt(J) (the spread of a
   mean of J similarities), beyond the largest fitted J the largest J's threshold is kept, below

@@ -11,11 +11,16 @@ song: a query running past the song's end (possible when a sub-hop start is roun
 next row) is scored on its rows inside the song.
 
 Majority vote ("vote", the reference's recording-protocol rule): every valid hit votes for its
-song; the song with most votes wins, its offset is the most voted start row among its hits,
-and its score is its share of the J x neighbors hits.
+song; the song with most votes wins and its offset is the most voted start row among its hits.
+Its score is the same mean inner product of aligned rows at that offset as sequence search
+gives, not the vote share: a share of J x neighbors hits is too coarse to threshold (short
+out-of-database queries often get every hit from one song, a share of 1.0 that no threshold
+can separate from a true match), while the aligned similarity is continuous and means the same
+for both methods, so one calibrated rule serves both.
 
-Ties are broken deterministically and never by position in the index: higher score first, then
-more supporting hits, then song name, then earlier offset. ``Match.margin`` (best score minus
+Ties are broken deterministically and never by position in the index: higher score first (for
+"vote": more votes first, then higher score), then more supporting hits, then song name, then
+earlier offset. ``Match.margin`` (best score minus
 the best score of any other song) shows how close a decision was; 0 means an exact tie.
 
 The best candidate is accepted when its score >= ``threshold`` (a fixed number), or else when
@@ -35,7 +40,7 @@ import numpy as np
 from database import Database
 
 METHODS = ("sequence", "vote")
-NO_CANDIDATE_SCORE = {"sequence": -1.0, "vote": 0.0}  # the lowest score each method can give
+NO_CANDIDATE_SCORE = {"sequence": -1.0, "vote": -1.0}  # the lowest score each method can give
 
 
 @dataclass
@@ -45,10 +50,10 @@ class Match:
     song: str | None
     song_index: int | None
     offset_seconds: float  # where the query starts in the song (seconds)
-    score: float  # mean inner product of aligned rows (sequence) or vote share (vote)
+    score: float  # mean inner product of the query's rows and the song's rows aligned at the offset
     ranked: list[tuple[str, float, float]] = field(default_factory=list)  # (song, offset s, score), best first
     margin: float = 0.0  # best score minus the best score of another song (inf when only one song is a candidate)
-    hits: int = 0  # faiss hits that support the best candidate
+    hits: int = 0  # faiss hits that support the best candidate (for "vote": the song's votes)
 
 
 class Matcher:
@@ -130,7 +135,7 @@ class Matcher:
         songs, rows = self.database.locate_many(hit_ids)
         starts = rows - hit_query_rows
         if self.method == "vote":
-            return self._vote(songs, starts, total_hits=ids.size, query_rows=len(query))
+            return self._vote(query, songs, starts)
         return self._sequence(query, songs, starts)
 
     # ----------------------------------------------------------------------------- sequence
@@ -146,22 +151,26 @@ class Matcher:
         enough = overlap >= np.minimum(math.ceil(self.min_overlap * query_length), counts)
         if not enough.any():
             return self._no_candidate()
-        candidate_songs, candidate_starts = candidate_songs[enough], candidate_starts[enough]
-        hits, overlap, counts = hits[enough], overlap[enough], counts[enough]
+        candidate_songs, candidate_starts, hits = candidate_songs[enough], candidate_starts[enough], hits[enough]
+        scores = self._aligned_scores(query, candidate_songs, candidate_starts)
+        return self._decide(candidate_songs, candidate_starts, scores, hits, query_length)
+
+    def _aligned_scores(self, query: np.ndarray, songs: np.ndarray, starts: np.ndarray) -> np.ndarray:
+        """Mean inner product of query row i and the song's exact vector start + i, over the rows inside the song."""
+        query_length = len(query)
+        counts = self.database.song_counts[songs]
+        overlap = np.minimum(query_length, counts - starts)  # >= 1: every start lies inside its song
         # Song row aligned with query row i for every candidate: (candidates, J).
-        rows = candidate_starts[:, None] + np.arange(query_length)[None, :]
+        rows = starts[:, None] + np.arange(query_length)[None, :]
         inside = rows < counts[:, None]
-        vector_ids = self.database.first_ids[candidate_songs][:, None] + np.where(
-            inside, rows, candidate_starts[:, None]
-        )
+        vector_ids = self.database.first_ids[songs][:, None] + np.where(inside, rows, starts[:, None])
         unique_ids, position = np.unique(vector_ids, return_inverse=True)
         similarities = query @ self.database.vectors_at(unique_ids).T  # (J, unique rows), exact vectors
         aligned = similarities[np.arange(query_length)[None, :], position.reshape(vector_ids.shape)]
-        scores = np.where(inside, aligned, 0.0).sum(axis=1) / overlap
-        return self._decide(candidate_songs, candidate_starts, scores.astype(np.float64), hits, query_length)
+        return (np.where(inside, aligned, 0.0).sum(axis=1) / overlap).astype(np.float64)
 
     # ----------------------------------------------------------------------------- vote
-    def _vote(self, songs: np.ndarray, starts: np.ndarray, total_hits: int, query_rows: int) -> Match:
+    def _vote(self, query: np.ndarray, songs: np.ndarray, starts: np.ndarray) -> Match:
         song_numbers, votes = np.unique(songs, return_counts=True)
         offsets = np.empty(len(song_numbers), dtype=np.int64)
         for position, song_index in enumerate(song_numbers):
@@ -169,16 +178,25 @@ class Matcher:
             mine = np.clip(mine, 0, None)  # a start before the song means the query began at its start
             values, counts = np.unique(mine, return_counts=True)
             offsets[position] = values[np.argmax(counts)]  # most voted start; earliest on ties
-        return self._decide(song_numbers, offsets, votes / float(total_hits), votes, query_rows)
+        scores = self._aligned_scores(query, song_numbers, offsets)
+        return self._decide(song_numbers, offsets, scores, votes, len(query), votes_first=True)
 
     # ----------------------------------------------------------------------------- decision
     def _decide(
-        self, songs: np.ndarray, starts: np.ndarray, scores: np.ndarray, hits: np.ndarray, query_rows: int
+        self,
+        songs: np.ndarray,
+        starts: np.ndarray,
+        scores: np.ndarray,
+        hits: np.ndarray,
+        query_rows: int,
+        votes_first: bool = False,
     ) -> Match:
         names = np.array([self.database.songs[int(number)].name for number in songs], dtype=str)
         name_rank = np.unique(names, return_inverse=True)[1]
-        # np.lexsort sorts by the last key first: score desc, hits desc, name asc, start asc.
-        order = np.lexsort((starts, name_rank, -hits, -scores))
+        # np.lexsort sorts by the last key first: score desc, hits desc, name asc, start asc
+        # (votes_first: hits desc, then score desc).
+        keys = (starts, name_rank, -scores, -hits) if votes_first else (starts, name_rank, -hits, -scores)
+        order = np.lexsort(keys)
         best_per_song: list[int] = []
         seen: set[int] = set()
         for position in order:

@@ -99,7 +99,19 @@ def test_majority_vote_picks_the_song_with_most_hits(collection):
     matcher = Matcher(Database.build(collection), neighbors=3, method="vote")
     match = matcher.match(noisy(collection[1][1][30:39], 0.2, seed=3))
     assert (match.song, match.offset_seconds) == ("song1", 15.0)
-    assert 1 / 3 <= match.score <= 1.0
+    query = noisy(collection[1][1][30:39], 0.2, seed=3)
+    expected = np.mean(np.sum(query * collection[1][1][30:39], axis=1))  # aligned similarity, not a vote share
+    assert match.score == pytest.approx(expected, abs=1e-5) and match.hits >= 9
+
+
+def test_vote_ranks_by_votes_and_its_score_separates_a_unanimous_stranger_from_a_true_match():
+    # One song, so every hit of any query votes for it: a vote share would be 1.0 for both.
+    database = Database.build([("only", unit_rows(40, 1), 20.5, "")])
+    matcher = Matcher(database, neighbors=2, method="vote")
+    stranger, true = matcher.match(unit_rows(3, 77)), matcher.match(noisy(unit_rows(40, 1)[10:13], 0.1, seed=4))
+    assert stranger.song == true.song == "only" and true.offset_seconds == 5.0
+    assert true.score > 0.7 > 0.4 > stranger.score
+    assert Matcher(database, neighbors=2, method="vote", threshold=0.5).match(unit_rows(3, 77)).song is None
 
 
 def test_empty_queries_and_bad_arguments():
