@@ -35,3 +35,14 @@ if [ ! -f .venv/.pulseaudio-tried ] && ! command -v pulseaudio >/dev/null && [ "
     || echo "setup: could not install pulseaudio; the audio-server test will be skipped"
   touch .venv/.pulseaudio-tried
 fi
+# Rendered training music (data_prep/build_renders.py, the music_renders key) needs FluidSynth and two
+# General MIDI soundfonts; without them a build asking for renders stops with the reason and the render
+# tests are skipped. Tried once per .venv, as root with apt-get only.
+if [ ! -f .venv/.fluidsynth-tried ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+  && ! { command -v fluidsynth >/dev/null && [ -f /usr/share/sounds/sf2/FluidR3_GM.sf2 ] && [ -f /usr/share/sounds/sf2/TimGM6mb.sf2 ]; }; then
+  packages="fluidsynth fluid-soundfont-gm timgm6mb-soundfont"
+  (apt-get install -y -q --no-install-recommends $packages >/dev/null 2>&1 \
+    || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q --no-install-recommends $packages >/dev/null 2>&1; }) \
+    || echo "setup: could not install fluidsynth and the soundfonts; rendered music (music_renders) unavailable"
+  touch .venv/.fluidsynth-tried
+fi
