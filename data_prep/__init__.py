@@ -6,7 +6,8 @@ to which set; duplicates and short files removed) -> ``babble`` and ``impulses``
 sets; ``impulses`` is also the room simulator of ``evaluation.simulator``) -> ``manifest`` (one
 CSV per set: file, duration, source package and path, licence).
 
-The build: ``build`` (the runner, ``build_dataset``, and its config) runs three stages,
-``build_music``, ``build_noise`` and ``build_impulses``, which share ``build_state`` (the
-build's state, and the bookkeeping that lets a rerun reuse a finished stage).
+The build: ``build`` (the runner, ``build_dataset``, and its config) runs four stages,
+``build_music``, ``build_renders`` (scores from music21's corpus rendered with FluidSynth by
+``renders``), ``build_noise`` and ``build_impulses``, which share ``build_state`` (the build's
+state, and the bookkeeping that lets a rerun reuse a finished stage).
 """

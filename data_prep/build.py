@@ -1,28 +1,33 @@
 """Build the training/evaluation data sets from Debian packages: the runner that wires the stages.
 
-``build_dataset(config)`` downloads and extracts the packages (``debian``), then runs the three
-stages, one module each: ``build_music``, ``build_noise`` (with babble) and ``build_impulses``
-(simulated and measured rooms). They decode the chosen files into a shared cache (``decode``),
-split and de-duplicate them (``splits``) and write one manifest per set (``manifest``); the
-state they share and their bookkeeping is ``build_state``. Last come a ready-to-use training
-config, a summary table, and ``summary.json``. Each stage records a hash of its configuration
-when complete; a rerun with the same configuration reuses it in seconds.
+``build_dataset(config)`` downloads and extracts the packages (``debian``), then runs the four
+stages, one module each: ``build_music``, ``build_renders`` (scores from music21's corpus
+rendered with FluidSynth, when ``music_renders`` asks for them), ``build_noise`` (with babble)
+and ``build_impulses`` (simulated and measured rooms). They decode the chosen files into a
+shared cache (``decode``), split and de-duplicate them (``splits``) and write one manifest per
+set (``manifest``); the state they share and their bookkeeping is ``build_state``. Last come the
+song lists, a ready-to-use training config, a summary table, and ``summary.json``. Each stage
+records a hash of its configuration when complete; a rerun with the same configuration reuses
+it in seconds.
 """
 
 from __future__ import annotations
 
 import json
+import pickle
 import time
 from pathlib import Path
 
-from common.atomic import atomic_path, atomic_write_text
+from common.atomic import atomic_path, atomic_write_bytes, atomic_write_text
 from common.audio import SAMPLE_RATE
 from common.config import Config, ConfigError, Key, Schema, validate
 from data_prep.build_impulses import build_impulses
 from data_prep.build_music import build_music
 from data_prep.build_noise import build_noise
-from data_prep.build_state import FORMAT_VERSION, MANIFESTS, NOISE_SPLITS, Build
+from data_prep.build_renders import DEFAULT_SOUNDFONTS, build_renders, check_render_config
+from data_prep.build_state import FORMAT_VERSION, MANIFESTS, NOISE_SPLITS, RENDER_MANIFESTS, Build
 from data_prep.impulses import RoomRanges
+from data_prep.renders import DEFAULT_FAMILIES, GM_FAMILIES
 from data_prep.splits import SelectionStats, check_disjoint
 
 __all__ = ["MANIFESTS", "SCHEMA", "build_dataset", "validate_config"]
@@ -43,6 +48,23 @@ SCHEMA = Schema(
         Key("music_test", "dict", help="test music (the reference database): {package: max tracks or null}"),
         Key("music_min_seconds", "float", 60.0, "music files shorter than this are not songs (s)"),
         Key("val_fraction", "float", 0.1, "share of the training songs held out as validation songs"),
+        Key(
+            "music_renders",
+            "dict",
+            {},
+            "music rendered from music21's corpus: {train|val: {collection: max scores or null}}; {} = none",
+        ),
+        Key("render_hours", "dict", {}, "{train|val: hours}: a split's scores are rendered until it has this much"),
+        Key("render_soundfonts", "list", DEFAULT_SOUNDFONTS, "General MIDI soundfonts (.sf2); one drawn per score"),
+        Key(
+            "render_programs",
+            "list",
+            DEFAULT_FAMILIES,
+            f"instrument families each part's GM program is drawn from ({', '.join(GM_FAMILIES)}); "
+            "[] keeps the score's own",
+        ),
+        Key("render_min_seconds", "float", 20.0, "rendered scores shorter than this are dropped (s)", min=0.0),
+        Key("render_max_seconds", "float", 300.0, "rendered scores longer than this are cut to it (s)", min=1.0),
         Key("noise_sources", "dict", {}, "{name: {package, include, exclude, min_seconds, max_files, speech, noise}}"),
         Key("noise_splits", "dict", {}, "{train|val|test: [source names]}; a source may be in one split only"),
         Key("noise_min_seconds", "float", 1.0, "noise files shorter than this are dropped (s); per-source override"),
@@ -74,6 +96,7 @@ def _check_config(config: dict) -> None:
     check_disjoint({"train": config["music_train"], "test": config["music_test"]}, "music package")
     if not 0 <= config["val_fraction"] < 1:
         raise ConfigError(f"val_fraction must be in [0, 1), got {config['val_fraction']}")
+    check_render_config(config)
     for name, spec in config["noise_sources"].items():
         if not isinstance(spec, dict) or "package" not in spec:
             raise ConfigError(f"noise_sources: '{name}' must be an object with at least a 'package'")
@@ -117,6 +140,14 @@ def validate_config(data: dict, where: str = "config") -> Config:
 # --------------------------------------------------------------------------- outputs
 
 
+def write_song_lists(build: Build) -> None:
+    """train.pkl / val.pkl: pickled lists of file names relative to data_path (music/train), songs then renders."""
+    data_path = build.output / "music" / "train"
+    for name, sets in (("train.pkl", ("music_train", "renders_train")), ("val.pkl", ("music_val", "renders_val"))):
+        names = [(build.output / r.file).relative_to(data_path).as_posix() for s in sets for r in build.rows.get(s, [])]
+        atomic_write_bytes(build.output / name, pickle.dumps(names, protocol=4))
+
+
 def training_config(output: Path) -> dict:
     """A training config (docs/training.md keys) for the built sets, with the reference's model settings."""
     root = output.resolve()
@@ -143,11 +174,13 @@ def training_config(output: Path) -> dict:
 def build_summary(build: Build, seconds: float) -> dict:
     """The content of ``summary.json``: files, hours and what was dropped per set, missing packages."""
     sets = {}
-    for name in [name for name in MANIFESTS if name in build.rows]:
+    music = {name: path for name, path in MANIFESTS.items() if name.startswith("music_")}
+    manifests = {**music, **RENDER_MANIFESTS, **MANIFESTS}  # the rendered sets listed after the music sets
+    for name in [name for name in manifests if name in build.rows]:
         rows = build.rows[name]
         stats = build.stats.get(name, SelectionStats())
         sets[name] = {
-            "manifest": MANIFESTS[name],
+            "manifest": manifests[name],
             "files": len(rows),
             "hours": round(sum(r.seconds for r in rows) / 3600, 4),
             "too_short": stats.too_short,
@@ -213,8 +246,10 @@ def build_dataset(config: dict) -> dict:
         # summary.json announces a complete build; take it down until this run has finished one.
         summary_path.unlink()
     build_music(build)
+    build_renders(build)
     build_noise(build)
     build_impulses(build)
+    write_song_lists(build)
     training = training_config(build.output)
     atomic_write_text(build.output / "training_config.json", json.dumps(training, indent=2) + "\n")
     summary = build_summary(build, time.time() - started)

@@ -2,16 +2,14 @@
 
 Test packages are read first, so a track found in both keeps its test copy; the training songs
 are then split into training and validation songs (``val_fraction``). Writes ``music/test``,
-``music/train`` (both training and validation songs), their manifests, and ``train.pkl`` /
-``val.pkl`` (the song lists the trainer reads).
+``music/train`` (both training and validation songs) and their manifests; the runner writes
+``train.pkl`` / ``val.pkl`` (the song lists the trainer reads) from them and the rendered music.
 """
 
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 
-from common.atomic import atomic_write_bytes
 from data_prep.build_state import MANIFESTS, Build, finish_stage, stage_hash, start_stage
 from data_prep.decode import DecodedAudio
 from data_prep.splits import SelectionStats, SourceFile, list_candidates, shuffled, split_validation, take_unique
@@ -45,16 +43,8 @@ def build_music(build: Build) -> None:
         ("music_val", validation, build.output / "music" / "train"),
     ):
         build.rows[name] = build.place(items, folder, taken=set() if name != "music_val" else _taken(build, folder))
-    _write_song_lists(build)
     finish_stage(build, "music", digest, manifests, folders)
 
 
 def _taken(build: Build, folder: Path) -> set[str]:
     return {Path(r.file).name for rows in build.rows.values() for r in rows if (build.output / r.file).parent == folder}
-
-
-def _write_song_lists(build: Build) -> None:
-    """train.pkl / val.pkl: pickled lists of file names relative to data_path (music/train)."""
-    for name, key in (("train.pkl", "music_train"), ("val.pkl", "music_val")):
-        names = [Path(r.file).name for r in build.rows[key]]
-        atomic_write_bytes(build.output / name, pickle.dumps(names, protocol=4))

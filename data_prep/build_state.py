@@ -26,7 +26,7 @@ from data_prep.splits import SelectionStats, SourceFile, output_name
 
 FORMAT_VERSION = 1
 # Bumped when a stage's code changes what it writes, so a rerun rebuilds that stage only.
-STAGE_VERSIONS = {"music": 2, "noise": 2, "impulse": 2}
+STAGE_VERSIONS = {"music": 2, "render": 1, "noise": 2, "impulse": 2}
 NOISE_SPLITS = ("train", "val", "test")
 # Every set and its manifest, relative to the output folder (music_val's files live in music/train).
 MANIFESTS = {
@@ -36,6 +36,9 @@ MANIFESTS = {
     **{f"noise_{s}": f"noise/background_{s}.csv" for s in NOISE_SPLITS},
     **{f"impulse_{s}": f"impulse/impulse_{s}.csv" for s in ("train", "val", "test")},
 }
+# The rendered sets and their manifests, present only when ``music_renders`` asks for them (their files
+# live in music/train/rendered).
+RENDER_MANIFESTS = {"renders_train": "music/renders_train.csv", "renders_val": "music/renders_val.csv"}
 
 
 def _packages(config: dict) -> list[str]:
@@ -50,7 +53,7 @@ def _packages(config: dict) -> list[str]:
 class Build:
     """State of one build: config, where things go, which packages are available, what was done.
 
-    The stages (``build_music``, ``build_noise``, ``build_impulses``) fill ``rows`` and ``stats``;
+    The stages (``build_music``, ``build_renders``, ``build_noise``, ``build_impulses``) fill ``rows`` and ``stats``;
     ``stage_started`` is set by ``start_stage``.
     """
 

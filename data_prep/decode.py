@@ -166,18 +166,25 @@ def decode_file(job: DecodeJob) -> DecodedAudio:
     if source_sr != job.sample_rate:
         mono = soxr.resample(mono, source_sr, job.sample_rate, quality="HQ")
     pcm = to_int16(np.ascontiguousarray(mono, dtype=np.float32))
-    with atomic_path(job.target) as tmp:
-        sf.write(str(tmp), pcm, job.sample_rate, subtype="PCM_16", format="WAV")
+    return store_decoded(Path(job.target), pcm, job.sample_rate, int(source_sr), int(data.shape[1]))
+
+
+def store_decoded(
+    target: Path, pcm: np.ndarray, sample_rate: int, source_sample_rate: int, source_channels: int
+) -> DecodedAudio:
+    """Write (n,) int16 ``pcm`` as a mono WAV at ``target`` and its JSON sidecar (both atomic): a cache entry."""
+    with atomic_path(target) as tmp:
+        sf.write(str(tmp), pcm, sample_rate, subtype="PCM_16", format="WAV")
     result = DecodedAudio(
-        path=str(job.target),
+        path=str(target),
         samples=len(pcm),
-        sample_rate=job.sample_rate,
-        seconds=len(pcm) / job.sample_rate,
+        sample_rate=sample_rate,
+        seconds=len(pcm) / sample_rate,
         sha1=hashlib.sha1(pcm.tobytes()).hexdigest(),
-        source_sample_rate=int(source_sr),
-        source_channels=int(data.shape[1]),
+        source_sample_rate=source_sample_rate,
+        source_channels=source_channels,
     )
-    atomic_write_text(sidecar_path(Path(job.target)), json.dumps(asdict(result)))
+    atomic_write_text(sidecar_path(Path(target)), json.dumps(asdict(result)))
     return result
 
 

@@ -28,6 +28,7 @@ LICENCE_PHRASES = (
     ("Creative Commons Attribution-ShareAlike", "CC-BY-SA"),
     ("Creative Commons Attribution", "CC-BY"),
     ("CC0", "CC0"),
+    ("MIT license", "MIT"),  # before public domain: fluid-soundfont-gm is MIT, made partly of public-domain samples
     ("public domain", "public-domain"),
 )
 

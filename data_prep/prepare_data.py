@@ -2,7 +2,8 @@
 
 Downloads the packages named in the config (``apt-get download``, no root), extracts their audio
 and licences, decodes to 8 kHz mono 16-bit WAV and writes music, noise and impulse-response sets
-with manifests, a training config and ``summary.json``. See docs/data.md for every key.
+with manifests, a training config and ``summary.json``; with ``music_renders``, also music
+rendered from music21's corpus with FluidSynth. See docs/data.md for every key.
 """
 
 from __future__ import annotations
