@@ -220,6 +220,7 @@ def extract_fingerprints(
     world_size: int = 1,
     progress: bool = True,
     barrier=None,
+    overwrite: bool = False,
 ) -> ExtractionSummary:
     """Fingerprint this rank's share of ``sources`` (songs[rank::world_size]) into ``output_dir``.
 
@@ -227,6 +228,7 @@ def extract_fingerprints(
     identity is recorded). ``hop_samples`` defaults to the front end's (half a window, 0.5 s).
     Returns what was written, found complete, and skipped (with reasons).
     ``barrier``: a callable that waits for all ranks (torch.distributed.barrier under torchrun).
+    ``overwrite``: a folder holding another model's fingerprints is emptied instead of refused.
     """
     if batch_size < 1 or num_workers < 0:
         raise ExtractionError(
@@ -237,7 +239,8 @@ def extract_fingerprints(
     frontend = encoder.frontend_config
     hop_samples = frontend.default_hop_samples if hop_samples is None else hop_samples
     layout = (identity, frontend.sample_rate, frontend.window_samples, hop_samples)
-    check_folder_identity(folder, identity)
+    if rank == 0 or not overwrite:  # with overwrite, rank 0 empties the folder before the barrier below
+        check_folder_identity(folder, identity, overwrite=overwrite)
     if rank == 0 and read_fingerprint_manifest(folder) is None:
         write_fingerprint_manifest(folder, *layout)
     if barrier is not None:

@@ -80,13 +80,23 @@ def is_complete(folder: Path, source: SongSource, records: dict[str, dict]) -> b
     return rows == record["rows"]
 
 
-def check_folder_identity(folder: Path, identity: dict) -> None:
+def check_folder_identity(folder: Path, identity: dict, overwrite: bool = False) -> None:
+    """Refuse a folder holding another model's fingerprints; with ``overwrite``, empty it instead.
+
+    Emptying removes the manifest first, so a crash part-way leaves a folder that claims no
+    model (its leftover .npy files are rewritten by the next run, as after any crash).
+    """
     manifest = read_fingerprint_manifest(folder)
-    if manifest is not None and manifest.get("identity") != identity:
+    if manifest is None or manifest.get("identity") == identity:
+        return
+    if not overwrite:
         raise ExtractionError(
             f"{folder}: holds fingerprints of {describe_identity(manifest.get('identity'))}, "
-            f"not of {describe_identity(identity)}; use another output dir"
+            f"not of {describe_identity(identity)}; use another output dir or set overwrite"
         )
+    (folder / MANIFEST_NAME).unlink()
+    for path in [*folder.glob("*.npy"), *progress_logs(folder)]:
+        path.unlink()
 
 
 def _manifest(identity: dict, sample_rate: int, window_samples: int, hop_samples: int, songs, skipped) -> dict:

@@ -53,6 +53,12 @@ SCHEMA = Schema(
             check=device_problem,
         ),
         Key("progress", "bool", True, "show a progress bar"),
+        Key(
+            "overwrite",
+            "bool",
+            False,
+            "replace the fingerprints in 'output dir' when another model made them (default: refuse)",
+        ),
     ],
 )
 
@@ -94,6 +100,7 @@ def main(config) -> int:
             world_size=world_size,
             progress=config["progress"],
             barrier=torch.distributed.barrier if distributed else None,
+            overwrite=config["overwrite"],
         )
     finally:
         if distributed:

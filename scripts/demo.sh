@@ -13,7 +13,7 @@ step "1/8 demo data: music, noise and impulse responses from Debian packages"
 $python data_prep/prepare_data.py --config configs/data/demo.json
 
 step "2/8 fingerprints of the 72 reference songs with the shipped model (pretrained/fingerprinter_cpu.pt)"
-$python generation/generate_fingerprints.py --config configs/fingerprints_demo.json
+$python generation/generate_fingerprints.py --config configs/fingerprints_demo.json --set overwrite=true
 
 step "3/8 faiss database"
 $python generation/generate_index.py --config configs/index_demo.json --set overwrite=true

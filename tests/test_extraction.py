@@ -10,9 +10,10 @@ import pytest
 from common.audio import load_audio, write_wav
 from extraction.errors import ExtractionError
 from extraction.extractor import extract_fingerprints
-from extraction.manifest import load_fingerprint_folder
+from extraction.manifest import load_fingerprint_folder, read_fingerprint_manifest
 from extraction.songs import plan_songs
 from generation.generate_fingerprints import SCHEMA, main
+from models.checkpoint import load_checkpoint
 from models.encoder import embed_samples, load_encoder
 from tests.fakes import save_tiny_checkpoint
 from tests.signals import synth_song
@@ -144,6 +145,18 @@ def test_a_folder_of_another_models_fingerprints_is_refused(tmp_path, library, c
     assert run(config_for(tmp_path, library, save_tiny_checkpoint(tmp_path / "one.pt", seed=0))) == 0
     assert run(config_for(tmp_path, library, save_tiny_checkpoint(tmp_path / "two.pt", seed=1))) == 2
     assert "holds fingerprints of fingerprinter" in capsys.readouterr().err
+
+
+def test_overwrite_replaces_another_models_fingerprints(tmp_path, library):
+    assert run(config_for(tmp_path, library, save_tiny_checkpoint(tmp_path / "one.pt", seed=0))) == 0
+    folder = tmp_path / "fingerprints"
+    first = {path.name: np.load(path) for path in folder.glob("*.npy")}
+    two = save_tiny_checkpoint(tmp_path / "two.pt", seed=1)
+    assert run(config_for(tmp_path, library, two, overwrite=True)) == 0
+    manifest = read_fingerprint_manifest(folder)
+    assert manifest["identity"]["model_id"] == load_checkpoint(two)["model_id"]
+    second = {path.name: np.load(path) for path in folder.glob("*.npy")}
+    assert sorted(second) == sorted(first) and not np.allclose(second[sorted(first)[0]], first[sorted(first)[0]])
 
 
 def test_loader_workers_give_the_same_fingerprints(tiny_checkpoint, tmp_path, library):
