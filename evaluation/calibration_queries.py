@@ -19,14 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
-from common.audio import frame_windows, is_silent
+from common.audio import is_silent
 from evaluation.queries import QueryDegrader, random_starts
 from matching.matcher import METHODS, Matcher
 from matching.recognizer import Recognizer
-from models.encoder import encode_batches
 
 
 @dataclass
@@ -108,7 +106,6 @@ def answer_queries(
     per_method: dict[str, dict[str, list]] = {
         name: {method: [] for method in methods} for name in ("best_song", "score", "margin", "offset")
     }
-    device = next(recognizer.encoder.parameters()).device
     total = len(songs) * len(lengths) * len(snrs) * queries_per_song
     with tqdm(total=total, desc=desc, unit="query", dynamic_ncols=True, mininterval=1.0) as progress:
         for number, (_, samples) in enumerate(songs):
@@ -129,11 +126,7 @@ def answer_queries(
                 if not queries:
                     continue
                 # All variants of this song and length in one forward pass: 1 s queries are one window each.
-                windows = [frame_windows(query, window, recognizer.hop_samples) for _, _, query in queries]
-                with torch.inference_mode():
-                    embedded = encode_batches(recognizer.encoder, np.concatenate(windows), 256, device)
-                ends = np.cumsum([len(part) for part in windows])
-                all_rows = [rows for rows in np.split(embedded.cpu().numpy(), ends[:-1])]
+                all_rows = recognizer.embed_many([query for _, _, query in queries])
                 for method, matcher in matchers.items():
                     for match in matcher.match_many(all_rows):
                         per_method["best_song"][method].append(match.ranked[0][0] if match.ranked else "")
