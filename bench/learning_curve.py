@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import subprocess
 import sys
 from pathlib import Path
 
-from bench.common import RESULTS, machine, write_result
-from common.atomic import atomic_path
+from bench.common import RESULTS, machine, save_figure, write_result
 
 LEVELS = ("low_t", "mid_t", "high_t")
 
@@ -37,7 +37,19 @@ def run(command: list[str]) -> None:
 
 def evaluate(x: float, weights: str, args) -> dict[tuple[str, float], float]:
     """{(recording, query seconds): song accuracy} of one checkpoint."""
-    work = Path(args.work) / f"x{x:g}"
+    return protocol_accuracy(
+        weights, Path(args.work) / f"x{x:g}", f"{args.x_label} {x:g}", args.lengths, args.recordings, args.true_songs
+    )
+
+
+def protocol_accuracy(
+    weights: str, work: Path, name: str, lengths: list[float], recordings: str, true_songs: str
+) -> dict[tuple[str, float], float]:
+    """{(recording, query seconds): song accuracy} of ``weights`` on the demo recordings, no rule.
+
+    Fingerprints, a Flat database and the protocol's results go under ``work``; results already
+    there for the same weights are reused.
+    """
     results = work / "recording" / "results.json"
     if results.is_file() and json.loads((work / "eval_recording.json").read_text())["models"][0]["weights"] == weights:
         print(f"reusing {results} (delete {work} to measure again)")
@@ -50,10 +62,10 @@ def evaluate(x: float, weights: str, args) -> dict[tuple[str, float], float]:
          "--set", f"input_dir={json.dumps(str(work / 'fingerprints'))}",
          "--set", f"output_dir={json.dumps(str(work / 'index'))}", "--set", "overwrite=true"])  # fmt: skip
     config = {
-        "experiment_name": f"learning curve: {weights} ({args.x_label} {x:g})",
+        "experiment_name": f"{name}: {weights}",
         "models": [
             {
-                "name": f"{args.x_label} {x:g}",
+                "name": name,
                 "weights": weights,
                 "database": str(work / "index" / "demo.json"),
                 "neighbors": 4,
@@ -61,10 +73,10 @@ def evaluate(x: float, weights: str, args) -> dict[tuple[str, float], float]:
                 "method": "sequence",
             }
         ],
-        "recording_wavs": [str(Path(args.recordings) / f"{level}.wav") for level in LEVELS],
-        "csv_path": str(Path(args.recordings) / "playlist.csv"),
-        "true_songs": args.true_songs,
-        "query_lengths": args.lengths,
+        "recording_wavs": [str(Path(recordings) / f"{level}.wav") for level in LEVELS],
+        "csv_path": str(Path(recordings) / "playlist.csv"),
+        "true_songs": true_songs,
+        "query_lengths": lengths,
         "output_dir": str(work / "recording"),
     }
     config_path = work / "eval_recording.json"
@@ -94,10 +106,7 @@ def plot(curve: dict[float, dict], lengths: list[float], x_label: str, path: Pat
         axis.grid(alpha=0.3)
     axes[0].set_ylabel("song accuracy (%)")
     axes[-1].legend(title="query", fontsize=8)
-    figure.tight_layout()
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, dpi=100, format="png")
-    plt.close(figure)
+    save_figure(figure, path)
 
 
 def main() -> None:
@@ -120,6 +129,9 @@ def main() -> None:
         f"{level} {length:g} s" for level in LEVELS for length in args.lengths
     )
     lines = [
+        "## Learning curve on the demo recordings (issue 11)",
+        "",
+        f"Command: `.venv/bin/python -m bench.learning_curve {shlex.join(sys.argv[1:])}`  ",
         f"Real-world protocol accuracy of training checkpoints (every best candidate answered), {machine()}",
         "",
         header + " |",

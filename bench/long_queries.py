@@ -23,6 +23,8 @@ Figures go to the console and ``bench/results/long_queries.md``.
 from __future__ import annotations
 
 import argparse
+import shlex
+import sys
 import time
 from pathlib import Path
 
@@ -117,6 +119,9 @@ def main() -> None:
     references = [load_audio(path, sr) for path in song_files]
     number_of = {path.stem: database.song_number(path.stem) for path in song_files}
     lines = [
+        "## Long queries: where they fail (issue 11)",
+        "",
+        f"Command: `.venv/bin/python -m bench.long_queries {shlex.join(sys.argv[1:])}`  ",
         f"Long-query diagnostic: `{Path(args.weights).name}` against `{args.database}` ({database.ntotal} vectors), "
         f"{machine()}",
         "",
