@@ -114,6 +114,20 @@ def test_init_weights_starts_from_a_checkpoint_with_a_fresh_schedule_and_refuses
         train(loaded(path, output_path=str(tmp_path / "other"), init_weights=warm, width=0.25))
 
 
+def test_resume_and_init_weights_refuse_another_width_or_front_end_in_one_line(tiny_run, tmp_path):
+    path, config = tiny_run
+    train(loaded(path, output_path=str(tmp_path / "run")), stop_after_epochs=1)
+    last = tmp_path / "run" / "tiny_last.pt"
+    with pytest.raises(ConfigError, match=r"tiny_last.pt: holds fingerprinter width 0.125, .* width 0.25; use another"):
+        train(loaded(path, output_path=str(tmp_path / "run"), resume=True, width=0.25))
+    payload = torch.load(last, weights_only=False)
+    payload["frontend"]["n_mels"] = 128
+    other = tmp_path / "other_front_end.pt"
+    torch.save(payload, other)
+    with pytest.raises(ConfigError, match="init_weights.*another front end"):
+        train(loaded(path, output_path=str(tmp_path / "warm"), init_weights=str(other)))
+
+
 def test_early_stopping_fires_after_patience_epochs_without_a_lower_validation_loss():
     stopping = EarlyStopping(patience=2)
     improvements = [stopping.update(loss, epoch) for epoch, loss in enumerate([3.0, 2.0, 2.5, 2.0, 1.9, 1.95])]

@@ -109,16 +109,23 @@ def spec_augment_generator(seed: int, epoch: int, rank: int) -> torch.Generator:
     return generator
 
 
+def refuse_another_model(payload: dict, identity: dict, source: str, advice: str) -> None:
+    """ConfigError unless the checkpoint ``payload`` holds the architecture, width and front end of ``identity``."""
+    held = (payload["model_str"], payload["width"])
+    wanted = (identity["model_str"], identity["width"])
+    if held != wanted:
+        raise ConfigError(
+            f"{source}: holds {held[0]} width {held[1]}, "
+            f"but the config asks for {wanted[0]} width {wanted[1]}; {advice}"
+        )
+    if payload["frontend"] != identity["frontend"].to_dict():
+        raise ConfigError(f"{source}: made with another front end ({payload['frontend']}); {advice}")
+
+
 def initial_weights(path: str, identity: dict) -> dict:
     """The model state of the checkpoint at ``path``, refused when it is another architecture or front end."""
     payload = load_checkpoint(path)
-    held = (payload["model_str"], payload["width"], payload["frontend"])
-    wanted = (identity["model_str"], identity["width"], identity["frontend"].to_dict())
-    if held != wanted:
-        raise ConfigError(
-            f"key 'init_weights': {path} holds {held[0]} width {held[1]}, but the config asks for "
-            f"{wanted[0]} width {wanted[1]} (or the front ends differ)"
-        )
+    refuse_another_model(payload, identity, f"key 'init_weights': {path}", "point it at a checkpoint of this model")
     return payload["model_state"]
 
 
@@ -227,11 +234,7 @@ def _train(config: dict, context: distributed.Distributed, stop_after_epochs: in
         if payload is None:
             log.line(f"resume: no {files.last.name} yet, starting from scratch")
         else:
-            if (payload["model_str"], payload["width"]) != (config["model_str"], config["width"]):
-                raise ConfigError(
-                    f"{files.last}: holds {payload['model_str']} width {payload['width']}, but the config asks for "
-                    f"{config['model_str']} width {config['width']}; use another output_path or resume: false"
-                )
+            refuse_another_model(payload, identity, str(files.last), "use another output_path or resume: false")
             model.load_state_dict(payload["model_state"])
             optimizer.load_state_dict(payload["optimizer_state"])
             scheduler.load_state_dict(payload["scheduler_state"])
