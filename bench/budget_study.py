@@ -29,6 +29,8 @@ from pathlib import Path
 
 from bench.common import RESULTS, machine, save_figure, write_result
 from bench.learning_curve import LEVELS, protocol_accuracy
+from training.checkpointing import RunFiles
+from training.logs import read_metrics
 
 # name -> keys changed from the base recipe
 POINTS = {
@@ -49,7 +51,7 @@ def slug(name: str) -> str:
 
 
 def train_point(name: str, changes: dict, args) -> tuple[Path, dict]:
-    """Train one point (or resume it); (kept checkpoint, {pairs, epochs, val_top1, minutes})."""
+    """Train one point (or resume it); (kept checkpoint, {epochs, pairs, kept_epoch, val_top1})."""
     work = Path(args.work) / slug(name)
     work.mkdir(parents=True, exist_ok=True)
     config = json.loads(Path(args.base).read_text())
@@ -65,11 +67,11 @@ def train_point(name: str, changes: dict, args) -> tuple[Path, dict]:
     config.update(changes)
     config_path = work / "train.json"
     config_path.write_text(json.dumps(config, indent=2))
-    metrics = work / config["model_name"].replace(".pt", "_metrics.jsonl")
-    history = [json.loads(line) for line in metrics.read_text().splitlines()] if metrics.is_file() else []
+    files = RunFiles(work, config["model_name"])
+    history = read_metrics(files.metrics)
     if not history or history[-1]["minutes"] < args.minutes:
         subprocess.run([sys.executable, "training/trainer.py", "--config", str(config_path)], check=True)
-        history = [json.loads(line) for line in metrics.read_text().splitlines()]
+        history = read_metrics(files.metrics)
     kept = [entry for entry in history if entry["best"]][-1]  # the checkpoint the trainer kept (lowest val loss)
     summary = {
         "epochs": history[-1]["epoch"] + 1,
@@ -77,7 +79,7 @@ def train_point(name: str, changes: dict, args) -> tuple[Path, dict]:
         "kept_epoch": kept["epoch"] + 1,
         "val_top1": kept["val_top1"],
     }
-    return work / config["model_name"], summary
+    return files.best, summary
 
 
 def plot(rows: list[tuple[str, dict, dict]], path: Path) -> None:
@@ -93,7 +95,7 @@ def plot(rows: list[tuple[str, dict, dict]], path: Path) -> None:
     axes[0].invert_yaxis()
     height = 0.8 / len(LENGTHS)
     for number, length in enumerate(LENGTHS):
-        positions = [row + (number - 1) * height for row in range(len(rows))]
+        positions = [row + (number - (len(LENGTHS) - 1) / 2) * height for row in range(len(rows))]
         axes[1].barh(positions, [100 * acc[("high_t", length)] for _, _, acc in rows], height, label=f"{length:g} s")
     axes[1].set_yticks(range(len(rows)), names)
     axes[1].invert_yaxis()

@@ -41,6 +41,12 @@ def write_metrics(path: Path, history: list[dict]) -> None:
     atomic_write_text(path, "".join(json.dumps(row) + "\n" for row in history))
 
 
+def read_metrics(path: Path) -> list[dict]:
+    """The history ``write_metrics`` wrote (empty when the file does not exist yet)."""
+    path = Path(path)
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
+
+
 def plot_curves(path: Path, history: list[dict], title: str) -> None:
     """Loss (train, val) and validation top-1 with the chance level, per epoch, as a PNG."""
     import matplotlib
