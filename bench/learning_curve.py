@@ -13,7 +13,7 @@ real-world protocol on the simulated recordings with every best candidate answer
 (``threshold: -1``, so the figures do not depend on a calibration fitted per checkpoint).
 Writes ``bench/results/learning_curve.md`` and ``learning_curve.png`` (accuracy against X, one
 panel per recording, one line per query length); work files go under ``--work``, and a
-checkpoint measured there before (same X and path) is not measured again.
+checkpoint measured there before (same X and the same weights) is not measured again.
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ import sys
 from pathlib import Path
 
 from bench.common import RESULTS, machine, save_figure, write_result
+from extraction.manifest import read_fingerprint_manifest
+from models.checkpoint import load_checkpoint
 
 LEVELS = ("low_t", "mid_t", "high_t")
 
@@ -48,16 +50,18 @@ def protocol_accuracy(
     """{(recording, query seconds): song accuracy} of ``weights`` on the demo recordings, no rule.
 
     Fingerprints, a Flat database and the protocol's results go under ``work``; results already
-    there for the same weights are reused.
+    there are reused when their fingerprints were made by the same weights (model id, so a
+    checkpoint replaced at the same path is measured again).
     """
     results = work / "recording" / "results.json"
-    if results.is_file() and json.loads((work / "eval_recording.json").read_text())["models"][0]["weights"] == weights:
+    manifest = read_fingerprint_manifest(work / "fingerprints") if results.is_file() else None
+    if manifest is not None and manifest["identity"]["model_id"] == load_checkpoint(weights)["model_id"]:
         print(f"reusing {results} (delete {work} to measure again)")
         return _accuracy(results)
     python = sys.executable
     run([python, "generation/generate_fingerprints.py", "--config", "configs/fingerprints_demo.json",
          "--set", f"weights={json.dumps(weights)}", "--set", f"output dir={json.dumps(str(work / 'fingerprints'))}",
-         "--set", "progress=false"])  # fmt: skip
+         "--set", "progress=false", "--set", "overwrite=true"])  # fmt: skip
     run([python, "generation/generate_index.py", "--config", "configs/index_demo.json",
          "--set", f"input_dir={json.dumps(str(work / 'fingerprints'))}",
          "--set", f"output_dir={json.dumps(str(work / 'index'))}", "--set", "overwrite=true"])  # fmt: skip
