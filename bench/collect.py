@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import re
+
 from bench.common import RESULTS
 from common.atomic import atomic_write_text
 
@@ -17,9 +19,14 @@ Figures are from the development machine (2 CPU cores, no GPU) unless a section 
 """
 
 
+def rebase_links(markdown: str) -> str:
+    """Links relative to ``bench/results/`` (a result file's plots) made relative to the repository root."""
+    return re.sub(r"\]\((?!https?:|/|#|bench/)([^)]+)\)", r"](bench/results/\1)", markdown)
+
+
 def main() -> None:
     files = sorted(RESULTS.glob("*.md"), key=lambda p: (ORDER.index(p.stem) if p.stem in ORDER else len(ORDER), p.stem))
-    text = HEADER + "".join("\n" + path.read_text(encoding="utf-8") for path in files)
+    text = HEADER + "".join("\n" + rebase_links(path.read_text(encoding="utf-8")) for path in files)
     atomic_write_text(RESULTS.parent.parent / "BENCHMARKS.md", text)
     print(f"BENCHMARKS.md: {len(files)} sections ({', '.join(p.stem for p in files)})")
 

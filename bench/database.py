@@ -336,7 +336,7 @@ the candidate rows).
 |---|---|---|---|---|
 {chr(10).join(accuracy)}
 
-![accuracy](results/database_accuracy.png)
+![accuracy](database_accuracy.png)
 """)
         del indexes
     if "latency" in args.stages:
@@ -383,7 +383,7 @@ on all vectors of this small collection.
 |---|---|---|---|---|---|
 {chr(10).join(rows)}
 
-![accuracy](results/database_real_accuracy.png)
+![accuracy](database_real_accuracy.png)
 """
     print(text)
     write_result("database_real", text)

@@ -85,6 +85,7 @@ def main() -> None:
             [latency_ms(neural, recording, neural.sample_rate, s, args.queries) for s in QUERY_SECONDS],
         ),
     ]
+    load_end = os.getloadavg()[0]
     lines = [
         "## Landmark table against the neural model: ingest, size, latency (issue 13)",
         "",
@@ -92,9 +93,12 @@ def main() -> None:
         f"nice -n 10 .venv/bin/python -m bench.landmarks_vs_neural --songs {args.songs} --queries {args.queries}",
         "```",
         "",
-        f"Machine: {machine()}; 1-minute load average {load_start:.1f} at the start and "
-        f"{os.getloadavg()[0]:.1f} at the end (the 2 cores are shared with a training run and other "
-        "jobs, so speeds are pessimistic and latencies noisy).",
+        f"Machine: {machine()}; 1-minute load average {load_start:.1f} at the start and {load_end:.1f} at the end"
+        + (
+            " (the cores were shared with other jobs, so speeds are pessimistic and latencies noisy)."
+            if max(load_start, load_end) > (os.cpu_count() or 1) + 0.5  # the benchmark itself loads every core
+            else " (otherwise idle)."
+        ),
         "",
         f"Ingest: the first {len(files)} songs of `{SONGS}`, decoded and fingerprinted (neural: embedding at the "
         f"database's hop, CPU; writing the index not included). Size: the dense demo table `{TABLE}` "

@@ -11,6 +11,7 @@ from evaluation.offline_protocol import SCHEMA as OFFLINE
 from evaluation.recording_protocol import SCHEMA as RECORDING
 from evaluation.simulator import SCHEMA as SIMULATION
 from generation.update_index import SCHEMA as UPDATE
+from generation.update_landmarks import SCHEMA as UPDATE_LANDMARKS
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
@@ -54,6 +55,9 @@ def test_an_old_model_entry_key_names_its_new_name():
         parse_model_specs([{"weights": "w.pt", "index": "db.index"}], "old.json")
 
 
-@pytest.mark.parametrize("name, schema", [("live_demo.json", LIVE), ("update_index_demo.json", UPDATE)])
+@pytest.mark.parametrize(
+    "name, schema",
+    [("live_demo.json", LIVE), ("update_index_demo.json", UPDATE), ("update_landmarks_demo.json", UPDATE_LANDMARKS)],
+)
 def test_live_and_update_demo_configs_hold_only_known_keys(name, schema):
     validate(json.loads((CONFIGS / name).read_text()), without_path_checks(schema), where=name)
