@@ -27,8 +27,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench.common import RESULTS, machine, save_figure, write_result
+from bench.common import RESULTS, machine, write_result
 from bench.learning_curve import LEVELS, protocol_accuracy
+from common.atomic import save_figure
 from training.checkpointing import RunFiles
 from training.logs import read_metrics
 

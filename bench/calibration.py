@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from bench.common import RESULTS, machine, write_result
+from common.atomic import atomic_write_text, save_figure
 from common.audio import find_audio_files, load_audio, load_song
 from evaluation.calibration_queries import QueryTable, answer_queries
 from evaluation.queries import QueryDegrader
@@ -88,7 +89,7 @@ def collect(args) -> dict[str, QueryTable]:
         degrade = _degrader(str(data / f"noise/background_{split}"), str(data / f"impulse/impulse_{split}"), sr)
         table = answer_queries(recognizer, chosen, degrade, LENGTHS, SNRS, queries, args.seed + len(name), desc=name)
         table.save(cache / f"{name}.npz")
-        (cache / f"{name}.songs.txt").write_text("\n".join(str(path) for path, _ in chosen) + "\n")
+        atomic_write_text(cache / f"{name}.songs.txt", "\n".join(str(path) for path, _ in chosen) + "\n")
         tables[name] = table
     return tables
 
@@ -205,9 +206,7 @@ def plot_tradeoff(tables: dict[str, QueryTable], cache: Path, method: str, path:
     axis.set_ylabel("false-match rate (out-of-database queries)")
     axis.set_title(f"score threshold swept per query length ({method})")
     axis.legend(title="query")
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    save_figure(figure, path, dpi=110)
 
 
 def _pct(value: float) -> str:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from common.atomic import atomic_path, atomic_write_text
+from common.atomic import atomic_write_text
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -41,13 +41,3 @@ def write_result(topic: str, markdown: str) -> Path:
     path = RESULTS / f"{topic}.md"
     atomic_write_text(path, markdown.rstrip() + "\n")
     return path
-
-
-def save_figure(figure, path: Path, dpi: int = 100) -> None:
-    """Write a matplotlib figure as PNG atomically (a stopped benchmark never leaves half a file) and close it."""
-    import matplotlib.pyplot as plt
-
-    figure.tight_layout()
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, dpi=dpi, format="png")
-    plt.close(figure)

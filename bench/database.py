@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from bench.common import RESULTS, machine, write_result
+from common.atomic import save_figure
 from database import Database, SongEntry
 from matching.matcher import Matcher
 from models import get_model
@@ -274,8 +275,7 @@ def plot(curves: dict, path: Path, title: str = "Sequence search, 5 s queries, 1
     axis.set_title(title)
     axis.grid(alpha=0.3)
     axis.legend(fontsize=7)
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
+    save_figure(figure, path, dpi=120)
 
 
 def main() -> None:

@@ -25,7 +25,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench.common import RESULTS, machine, save_figure, write_result
+from bench.common import RESULTS, machine, write_result
+from common.atomic import save_figure
 from extraction.manifest import read_fingerprint_manifest
 from models.checkpoint import load_checkpoint
 

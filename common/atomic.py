@@ -51,6 +51,16 @@ def atomic_write_bytes(target: str | os.PathLike, data: bytes) -> None:
         tmp.write_bytes(data)
 
 
+def save_figure(figure, target: str | os.PathLike, dpi: int = 100) -> None:
+    """Write a matplotlib figure as PNG atomically (tight layout), then close it."""
+    import matplotlib.pyplot as plt  # only callers that plot need matplotlib loaded
+
+    figure.tight_layout()
+    with atomic_path(target) as tmp:
+        figure.savefig(tmp, dpi=dpi, format="png")
+    plt.close(figure)
+
+
 def writable_folder(folder: str | os.PathLike, what: str) -> Path:
     """Create ``folder`` (with its parents) and check that files can be written in it.
 

@@ -18,7 +18,7 @@ import pickle
 import time
 from pathlib import Path
 
-from common.atomic import atomic_path, atomic_write_bytes, atomic_write_text
+from common.atomic import atomic_write_bytes, atomic_write_text, save_figure
 from common.audio import SAMPLE_RATE
 from common.config import Config, ConfigError, Key, Schema, validate
 from data_prep.build_impulses import build_impulses
@@ -229,10 +229,7 @@ def plot_summary(summary: dict, path: Path) -> None:
     axis.set_xlabel("hours of audio")
     axis.set_title(f"Data sets in {Path(summary['output_dir']).name} ({summary['sample_rate']} Hz)")
     axis.set_xlim(0, max(hours + [0.01]) * 1.3)
-    figure.tight_layout()
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, dpi=100)
-    plt.close(figure)
+    save_figure(figure, path)
 
 
 def build_dataset(config: dict) -> dict:

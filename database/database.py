@@ -35,6 +35,7 @@ from database.files import (
 )
 from database.index import is_flat, new_index, set_index_nprobe
 from database.songs import SongEntry, SongInput, check_songs, describe_identity
+from models.checkpoint import identity_differences
 from models.frontend import FrontEndConfig
 
 # Rows added to faiss (and copied between files) per step: bounds memory to about 50 MB at d=128.
@@ -267,8 +268,7 @@ class Database:
                     f"but the index holds d={self.d} vectors"
                 )
             return
-        fields = ("model_str", "width", "embedding_dim", "model_id", "frontend")
-        differing = [name for name in fields if identity.get(name) != self.identity.get(name)]
+        differing = identity_differences(identity, self.identity)
         if differing:
             raise DatabaseError(
                 f"model mismatch ({', '.join(differing)} differ): the index was built with "

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from common.atomic import atomic_path
 from common.audio import is_silent
 from evaluation.queries import QueryDegrader, random_starts
 from matching.matcher import METHODS, Matcher
@@ -65,7 +66,8 @@ class QueryTable:
         for name in ("best_song", "score", "margin", "offset"):
             for method, values in getattr(self, name).items():
                 arrays[f"{name}.{method}"] = values
-        np.savez_compressed(path, **arrays)
+        with atomic_path(path) as tmp:  # a killed run leaves no truncated table for the next to load
+            np.savez_compressed(tmp, **arrays)
 
     @classmethod
     def load(cls, path: str | Path) -> QueryTable:

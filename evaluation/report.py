@@ -25,7 +25,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen before pyplot is imported)
 
-from common.atomic import atomic_path, atomic_write_text, writable_folder  # noqa: E402
+from common.atomic import atomic_write_text, save_figure, writable_folder  # noqa: E402
 from evaluation.metrics import EXACT_TOLERANCE_SECONDS, NEAR_TOLERANCE_SECONDS  # noqa: E402
 
 
@@ -139,10 +139,7 @@ def plot_accuracy(
     axes[0][0].set_ylabel(FIGURE_TITLES[figure])
     if title:
         fig.suptitle(textwrap.fill(title, width=int(11 * max(7.0, 5.0 * columns))), fontsize="medium")
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
+    save_figure(fig, path, dpi=120)
 
 
 def _csv_text(rows: list[dict]) -> str:

@@ -17,7 +17,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen before pyplot is imported)
 import numpy as np  # noqa: E402
 
-from common.atomic import atomic_path  # noqa: E402
+from common.atomic import save_figure  # noqa: E402
 from evaluation.metrics import QueryOutcome  # noqa: E402
 
 
@@ -81,10 +81,7 @@ def plot_tradeoff(path: str | os.PathLike, by_model: dict[str, dict[float, list[
         axis.grid(True, which="both", alpha=0.3)
         axis.legend(title="query; dot = operating point", fontsize=8, title_fontsize=8)
     figure.suptitle(title, fontsize=10)
-    figure.tight_layout()
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, dpi=110, format="png")
-    plt.close(figure)
+    save_figure(figure, path, dpi=110)
 
 
 def _mean(values: list[bool]) -> float:

@@ -13,10 +13,10 @@ import time
 from pathlib import Path
 
 from common.atomic import writable_folder
-from common.audio import find_audio_files
 from common.config import Key, Schema, run_script
 from common.errors import UserError
 from landmarks import PRESETS, LandmarkConfig, LandmarkTable
+from landmarks.table import song_files
 
 SCHEMA = Schema(
     "generation/generate_landmarks.py",
@@ -51,15 +51,9 @@ def build_landmarks(config) -> tuple[LandmarkTable, Path, float]:
     path = writable_folder(config["output dir"], f"{config.source}: key 'output dir'") / f"{config['name']}.npz"
     if path.exists() and not config["overwrite"]:
         raise UserError(f'{path} exists; set "overwrite": true or use update_landmarks.py to add songs')
-    files = sorted({file for folder in config["input dirs"] for file in find_audio_files(folder)})
+    files = song_files(config["input dirs"], f"{config.source}: key 'input dirs'")
     if not files:
         raise UserError(f"{config.source}: key 'input dirs': no audio files in {', '.join(config['input dirs'])}")
-    names = [file.stem for file in files]
-    doubled = sorted({name for name in names if names.count(name) > 1})
-    if doubled:
-        raise UserError(
-            f"{config.source}: key 'input dirs': two files are named '{doubled[0]}'; song names must differ"
-        )
     start = time.perf_counter()
     table = LandmarkTable(settings).add_files(files, progress=config["progress"])
     table.sort()

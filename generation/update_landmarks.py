@@ -11,10 +11,10 @@ import sys
 from pathlib import Path
 
 from common.atomic import writable_folder
-from common.audio import find_audio_files
 from common.config import Key, Schema, run_script
 from common.errors import UserError
 from landmarks import LandmarkTable
+from landmarks.table import song_files
 
 SCHEMA = Schema(
     "generation/update_landmarks.py",
@@ -44,7 +44,7 @@ def update_landmarks(config) -> LandmarkTable:
         if str(name) not in table.names:
             raise UserError(f"{config.source}: key 'remove': no song '{name}' in {config['database']}")
         table.remove(str(name))
-    files = sorted({file for folder in config["add_audio_dirs"] for file in find_audio_files(folder)})
+    files = song_files(config["add_audio_dirs"], f"{config.source}: key 'add_audio_dirs'")
     present = [file.stem for file in files if file.stem in table.names]
     if present:
         raise UserError(f"{config.source}: key 'add_audio_dirs': song '{present[0]}' is already in the table")

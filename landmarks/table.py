@@ -30,6 +30,20 @@ VERSION = 1
 ARRAYS = ("hashes", "songs", "frames")
 
 
+def song_files(folders: Iterable[str | os.PathLike], where: str) -> list[Path]:
+    """Every audio file under ``folders`` (recursive, sorted), each a song named by its file stem.
+
+    Two files with one stem would be one song name twice: a UserError naming ``where`` (the
+    config file and key) and the name, before anything is fingerprinted.
+    """
+    files = sorted({file for folder in folders for file in find_audio_files(folder)})
+    stems = [file.stem for file in files]
+    doubled = sorted({stem for stem in stems if stems.count(stem) > 1})
+    if doubled:
+        raise UserError(f"{where}: two files are named '{doubled[0]}'; song names must differ")
+    return files
+
+
 class LandmarkTable:
     """Songs fingerprinted as landmark hashes; ``match`` finds which song a query comes from.
 

@@ -28,7 +28,6 @@ from pathlib import Path
 
 import numpy as np
 
-from common.audio import load_audio
 from common.devices import resolve_device
 from common.errors import UserError
 from live.microphone import MicrophoneSource
@@ -376,9 +375,7 @@ def run_live(
         on_result=lambda result: out(result.line(config["stable_count"])),
     )
     if input_path is not None:
-        source = FileSource(
-            load_audio(input_path, sr=sample_rate, min_samples=session.duration_samples), sample_rate, speed
-        )
+        source = FileSource.from_file(input_path, sample_rate, speed, min_samples=session.duration_samples)
 
         def listening() -> str:
             return f"listening to {Path(input_path)} at {sample_rate} Hz " + (

@@ -40,9 +40,11 @@ class FileSource:
         self._thread: threading.Thread | None = None
 
     @classmethod
-    def from_file(cls, path: str | os.PathLike, sample_rate: int = SAMPLE_RATE, speed: float = 1.0) -> FileSource:
-        """Decode ``path`` (any format libsndfile reads) to mono at ``sample_rate``."""
-        return cls(load_audio(path, sr=sample_rate), sample_rate, speed)
+    def from_file(
+        cls, path: str | os.PathLike, sample_rate: int = SAMPLE_RATE, speed: float = 1.0, min_samples: int = 1
+    ) -> FileSource:
+        """Decode ``path`` (any format libsndfile reads) to mono at ``sample_rate``, at least ``min_samples`` long."""
+        return cls(load_audio(path, sr=sample_rate, min_samples=min_samples), sample_rate, speed)
 
     @property
     def finished(self) -> bool:

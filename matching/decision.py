@@ -27,6 +27,7 @@ import numpy as np
 from scipy.stats import binom
 
 from matching.matcher import METHODS, NO_CANDIDATE_SCORE
+from models.checkpoint import identity_differences
 
 STATISTICS = ("score", "margin")
 # Fewer out-of-database queries than this at one J cannot support a 1 % rate (fit_rule refuses).
@@ -157,16 +158,29 @@ def fit_rule(
     return DecisionRule(method, tuple(fitted_rows), tuple(float(value) for value in thresholds), statistic)
 
 
+def choose_threshold(negative_scores, false_match_rate: float = 0.01) -> float:
+    """The lowest threshold at which at most ``false_match_rate`` of out-of-database queries match.
+
+    ``negative_scores``: best-candidate scores (``Match.score``) of queries whose song is not in
+    the database. Returns t such that the fraction of negatives with score >= t is at most the
+    rate (ties at the boundary are all rejected): one query length, no confidence margin
+    (``fit_rule`` fits one threshold per length). Raises ValueError for an empty list or a rate
+    outside [0, 1].
+    """
+    scores = np.asarray(negative_scores, dtype=np.float64)
+    if len(scores) == 0:
+        raise ValueError("choose_threshold needs at least one out-of-database score")
+    if not 0.0 <= false_match_rate <= 1.0:
+        raise ValueError(f"false_match_rate must be in [0, 1], got {false_match_rate}")
+    return threshold_for(scores, allowed_exceedances(len(scores), false_match_rate, 0.0))
+
+
 def false_match_rate(rule: DecisionRule, rows: np.ndarray, scores: np.ndarray, margins: np.ndarray) -> float:
     """Fraction of out-of-database queries ((N,) arrays) the rule accepts."""
     if len(rows) == 0:
         return float("nan")
     accepted = [rule.accepts(score, margin, int(row)) for row, score, margin in zip(rows, scores, margins, strict=True)]
     return float(np.mean(accepted))
-
-
-# The identity fields that make two models the same (as Database.check_compatible compares them).
-IDENTITY_FIELDS = ("model_str", "width", "embedding_dim", "model_id", "frontend")
 
 
 def stored_rule(
@@ -182,7 +196,7 @@ def stored_rule(
     if calibration is None:
         return None, f"decision: {where} has no calibration, every best candidate is answered ({rerun})"
     stored_model = calibration.get("model") or {}
-    if identity is not None and any(identity.get(name) != stored_model.get(name) for name in IDENTITY_FIELDS):
+    if identity is not None and identity_differences(identity, stored_model):
         return None, (
             f"decision: the calibration in {where} was made with model {stored_model.get('model_id', '?')}, "
             f"not {identity.get('model_id', '?')}: ignored, every best candidate is answered ({rerun})"

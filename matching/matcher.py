@@ -27,7 +27,8 @@ The best candidate is accepted when its score >= ``threshold`` (a fixed number),
 the decision ``rule`` accepts it (``matching.decision``: a threshold per number of query rows,
 fitted for a false-match rate), or when neither is given; otherwise
 ``Match.song`` is None ("no match") while ``score`` and ``offset_seconds`` still describe the
-rejected candidate, which is what ``choose_threshold`` needs from out-of-database queries.
+rejected candidate, which is what ``matching.decision.choose_threshold`` needs from
+out-of-database queries.
 """
 
 from __future__ import annotations
@@ -239,23 +240,4 @@ class Matcher:
         return Match(None, None, 0.0, NO_CANDIDATE_SCORE[self.method], [], 0.0, 0)
 
 
-def choose_threshold(negative_scores, false_match_rate: float = 0.01) -> float:
-    """The lowest threshold at which at most ``false_match_rate`` of out-of-database queries match.
-
-    ``negative_scores``: best-candidate scores (``Match.score``) of queries whose song is not in
-    the database. Returns t such that the fraction of negatives with score >= t is at most the
-    rate (ties at the boundary are all rejected). Raises ValueError for an empty list or a rate
-    outside [0, 1].
-    """
-    scores = np.sort(np.asarray(negative_scores, dtype=np.float64))[::-1]
-    if len(scores) == 0:
-        raise ValueError("choose_threshold needs at least one out-of-database score")
-    if not 0.0 <= false_match_rate <= 1.0:
-        raise ValueError(f"false_match_rate must be in [0, 1], got {false_match_rate}")
-    allowed = int(math.floor(false_match_rate * len(scores) + 1e-9))
-    if allowed >= len(scores):
-        return float(scores[-1])
-    return float(np.nextafter(scores[allowed], np.inf))
-
-
-__all__ = ["METHODS", "Match", "Matcher", "choose_threshold"]
+__all__ = ["METHODS", "Match", "Matcher"]

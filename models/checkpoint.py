@@ -100,12 +100,16 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     return payload
 
 
+# The fields that make two models the same: what an index, a fingerprint folder or a calibration
+# records about the model that made its vectors.
+IDENTITY_FIELDS = ("model_str", "width", "embedding_dim", "model_id", "frontend")
+
+
 def model_identity(payload: dict) -> dict:
     """What an index or fingerprint folder records about the model that made its vectors."""
-    return {
-        "model_str": payload["model_str"],
-        "width": payload["width"],
-        "embedding_dim": payload["embedding_dim"],
-        "model_id": payload["model_id"],
-        "frontend": payload["frontend"],
-    }
+    return {name: payload[name] for name in IDENTITY_FIELDS}
+
+
+def identity_differences(first: dict, second: dict) -> list[str]:
+    """The identity fields in which two model identities differ (empty: the same model)."""
+    return [name for name in IDENTITY_FIELDS if first.get(name) != second.get(name)]

@@ -31,11 +31,6 @@ class FrontEndConfig:
     top_db: float = 80.0
 
     @property
-    def window_seconds(self) -> float:
-        """Length of one fingerprint window (1 s)."""
-        return self.window_samples / self.sample_rate
-
-    @property
     def default_hop_samples(self) -> int:
         """Samples between fingerprint rows unless a config says otherwise: half a window (4000 = 0.5 s)."""
         return self.window_samples // 2

@@ -28,7 +28,6 @@ SR = 8000
 # An untrained model is neither noise- nor shift-invariant, so the songs start on the database's 0.5 s
 # grid and the added noise is faint (about 40 dB below the music); robustness is the trained model's job.
 PLAYLIST = [("song1", 3.0, 12.0), (None, 0.0, 10.0), ("song3", 5.0, 12.0)]
-UNRELATED = (12.0, 22.0)  # seconds of the recording holding the unrelated audio
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -7,7 +7,7 @@ import pytest
 
 from common.errors import UserError
 from landmarks import LandmarkConfig, LandmarkTable
-from landmarks.hashes import pack, pair_peaks, unpack
+from landmarks.hashes import hash_count, pack, pair_peaks, unpack
 from tests.signals import synth_song
 
 SR = 8000
@@ -175,6 +175,7 @@ def test_hashes_pack_and_unpack_without_collisions():
     f1, df, dt = np.meshgrid(np.arange(config.bins), np.arange(-31, 32), np.arange(64), indexing="ij")
     hashes = pack(f1.ravel(), df.ravel(), dt.ravel(), config)
     assert (np.diff(np.sort(hashes)) > 0).all()
+    assert hashes.min() >= 0 and hashes.max() < hash_count(config)
     assert [list(a) for a in unpack(hashes[:5], config)] == [list(f1.ravel()[:5]), [-31] * 5, list(range(5))]
 
 

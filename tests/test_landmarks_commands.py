@@ -99,6 +99,28 @@ def test_the_update_command_removes_then_adds_songs(song_folders, tmp_path, caps
     assert code == 2 and "song3" in err and "already" in err
 
 
+def test_two_new_files_with_one_name_are_refused_before_anything_is_fingerprinted(song_folders, tmp_path, capsys):
+    assert run(generate_landmarks, tmp_path, build_config(song_folders, tmp_path), capsys)[0] == 0
+    twin = tmp_path / "twin"
+    twin.mkdir()
+    write_wav(twin / "song3.wav", song_in_key(3, 7.5, seconds=5.0))
+    config = {
+        "database": str(tmp_path / "tables" / "demo.npz"),
+        "add_audio_dirs": [str(song_folders["extra"]), str(twin)],
+        "progress": False,
+    }
+    code, _, err = run(update_landmarks, tmp_path, config, capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "add_audio_dirs" in err and "song3" in err and "update_landmarks.json" in err
+    code, _, err = run(
+        generate_landmarks,
+        tmp_path,
+        build_config(song_folders, tmp_path, **{"input dirs": config["add_audio_dirs"], "name": "b"}),
+        capsys,
+    )
+    assert code == 2 and "input dirs" in err and "song3" in err
+
+
 def test_the_landmark_recogniser_answers_like_the_neural_one(song_folders, tmp_path, capsys):
     assert run(generate_landmarks, tmp_path, build_config(song_folders, tmp_path), capsys)[0] == 0
     recognizer = LandmarkRecognizer.load(tmp_path / "tables" / "demo.npz")

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from database import Database
-from matching.matcher import Matcher, choose_threshold
+from matching.decision import choose_threshold
+from matching.matcher import Matcher
 
 
 def unit_rows(count, seed, d=32):

@@ -13,7 +13,8 @@ from database import Database
 from extraction.extractor import extract_fingerprints
 from extraction.manifest import load_fingerprint_folder
 from extraction.songs import plan_songs
-from matching.matcher import Matcher, choose_threshold
+from matching.decision import choose_threshold
+from matching.matcher import Matcher
 from models.checkpoint import model_identity
 from models.encoder import embed_samples, load_encoder
 from tests.fakes import save_tiny_checkpoint

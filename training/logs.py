@@ -6,7 +6,7 @@ import datetime
 import json
 from pathlib import Path
 
-from common.atomic import atomic_path, atomic_write_text
+from common.atomic import atomic_write_text, save_figure
 
 
 class RunLog:
@@ -70,7 +70,4 @@ def plot_curves(path: Path, history: list[dict], title: str) -> None:
     accuracy_axis.legend()
     accuracy_axis.grid(alpha=0.3)
     figure.suptitle(title)
-    figure.tight_layout()
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, dpi=100)
-    plt.close(figure)
+    save_figure(figure, path)
