@@ -33,8 +33,9 @@ import torch
 
 from bench.common import machine, write_result
 from common.audio import load_audio
+from common.playlist import read_playlist
 from database import Database
-from evaluation.ground_truth import cut_queries, read_playlist
+from evaluation.ground_truth import cut_queries
 from evaluation.recording_protocol import recording_ground_truth
 from matching.matcher import Matcher
 from models.checkpoint import model_identity

@@ -23,14 +23,8 @@ from tqdm import tqdm
 from common.audio import load_audio, window_count
 from common.config import ConfigError, Key, Schema
 from common.devices import DEVICE_HELP, device_problem, resolve_device
-from evaluation.ground_truth import (
-    PlaylistEntry,
-    SongInterval,
-    cut_queries,
-    find_song_start,
-    read_playlist,
-    song_intervals,
-)
+from common.playlist import PlaylistEntry, playlist_files, read_playlist
+from evaluation.ground_truth import SongInterval, cut_queries, find_song_start, song_intervals
 from evaluation.metrics import (
     EXACT_TOLERANCE_SECONDS,
     NEAR_TOLERANCE_SECONDS,
@@ -171,12 +165,7 @@ def _plan(config, specs, logger) -> RecordingPlan:
     models = load_models(specs, device)
     sr = models[0].sample_rate
     entries = read_playlist(config["csv_path"])
-    song_files = []
-    for entry in entries:
-        path = Path(entry.song) if Path(entry.song).is_absolute() else Path(config["true_songs"]) / entry.song
-        if not path.is_file():
-            raise ConfigError(f"{config['csv_path']}: song '{entry.song}' not found in true_songs ({path})")
-        song_files.append(path)
+    song_files = playlist_files(entries, config["true_songs"], config["csv_path"])
     for model in models:
         missing = [path.name for path in song_files if model.song_name(path) is None]
         logger.info(

@@ -48,8 +48,8 @@ import scipy.signal
 from common.atomic import atomic_write_text
 from common.audio import SAMPLE_RATE, AudioError, find_audio_files, load_audio, write_wav
 from common.config import ConfigError, Key, Schema
+from common.playlist import PlaylistEntry, playlist_files, read_playlist, write_playlist
 from data_prep.impulses import place_in_room, simulate_rir
-from evaluation.ground_truth import PlaylistEntry, read_playlist, write_playlist
 
 # Peak ceiling after level control: leave headroom below full scale so 16-bit WAV never clips.
 PEAK_CEILING = 0.99
@@ -336,13 +336,7 @@ def choose_songs(config: dict, rng: np.random.Generator) -> list[Path]:
     """The playlist's song files, in playing order."""
     folder = Path(config["true_songs"])
     if config["playlist"]:
-        files = []
-        for entry in read_playlist(config["playlist"]):
-            path = Path(entry.song) if Path(entry.song).is_absolute() else folder / entry.song
-            if not path.is_file():
-                raise ConfigError(f"{config['playlist']}: song '{entry.song}' not found in true_songs ({path})")
-            files.append(path)
-        return files
+        return playlist_files(read_playlist(config["playlist"]), folder, config["playlist"])
     available = find_audio_files(folder)
     if len(available) < config["song_count"]:
         raise ConfigError(f"key 'song_count': {config['song_count']} songs asked, {folder} holds {len(available)}")

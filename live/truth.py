@@ -1,7 +1,7 @@
 """Live announcements checked against a truth file: which were right, which wrong, which songs were missed.
 
 The truth file is the recording simulator's ``truth.csv`` (``song,start,end`` in seconds of the
-recording; read with ``evaluation.ground_truth.read_playlist``). Song names compare by file stem,
+recording; read with ``common.playlist.read_playlist``). Song names compare by file stem,
 the name extraction gives a song in the database. An announcement made when a window ending at
 ``clock`` s completed its evidence (the agreeing windows' audio, ``evidence_seconds`` long) is
 right when its song plays somewhere in ``[clock - evidence_seconds, clock]``; otherwise it is
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from common.errors import UserError
-from evaluation.ground_truth import PlaylistError, read_playlist
+from common.playlist import PlaylistError, read_playlist
 from live.stability import StableMatch
 
 

@@ -1,17 +1,9 @@
 import numpy as np
 import pytest
 
+from common.playlist import PlaylistEntry, PlaylistError, playlist_files, read_playlist, write_playlist
 from data_prep.impulses import place_in_room, simulate_rir
-from evaluation.ground_truth import (
-    PlaylistEntry,
-    PlaylistError,
-    SongInterval,
-    cut_queries,
-    find_song_start,
-    read_playlist,
-    song_intervals,
-    write_playlist,
-)
+from evaluation.ground_truth import SongInterval, cut_queries, find_song_start, song_intervals
 from evaluation.simulator import RecordingSimulator, concatenate_songs, noise_bed
 from tests.signals import synth_song
 
@@ -98,3 +90,11 @@ def test_a_bad_playlist_gives_a_message_naming_the_file_and_problem(tmp_path, te
     with pytest.raises(PlaylistError, match=message) as error:
         read_playlist(path)
     assert str(path) in str(error.value)
+
+
+def test_playlist_rows_resolve_to_song_files_and_a_missing_one_names_the_playlist(tmp_path):
+    (tmp_path / "a.wav").write_bytes(b"")
+    entries = [PlaylistEntry("a.wav"), PlaylistEntry(str(tmp_path / "a.wav"))]
+    assert playlist_files(entries, tmp_path, "list.csv") == [tmp_path / "a.wav", tmp_path / "a.wav"]
+    with pytest.raises(PlaylistError, match=r"^list.csv: song 'b.wav' not found in true_songs"):
+        playlist_files([PlaylistEntry("b.wav")], tmp_path, "list.csv")

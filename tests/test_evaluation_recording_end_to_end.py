@@ -7,8 +7,8 @@ import pytest
 
 from common.audio import write_wav
 from common.config import run_script
+from common.playlist import read_playlist
 from evaluation import evaluate_recording, simulate_recording
-from evaluation.ground_truth import read_playlist
 from generation import generate_fingerprints, generate_index
 from tests.signals import synth_song
 

@@ -6,7 +6,7 @@ import soundfile as sf
 
 from common.audio import load_audio
 from common.config import validate
-from evaluation.ground_truth import read_playlist
+from common.playlist import read_playlist
 from evaluation.simulator import SCHEMA, RecordingSimulator, concatenate_songs, run_simulation, snr_db
 from tests.signals import synth_song
 
