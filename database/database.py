@@ -111,9 +111,25 @@ class Database:
         return database
 
     def add_songs(
-        self, songs: Sequence[SongInput], chunk_rows: int = DEFAULT_CHUNK_ROWS, progress: bool = False
+        self,
+        songs: Sequence[SongInput],
+        chunk_rows: int = DEFAULT_CHUNK_ROWS,
+        progress: bool = False,
+        identity: dict | None = None,
+        hop_seconds: float | None = None,
+        source: str = "the new songs",
     ) -> None:
-        """Append songs without retraining; refuses a name already present (DatabaseError)."""
+        """Append songs without retraining; refuses a name already present (DatabaseError).
+
+        ``identity`` and ``hop_seconds``, when given (a fingerprint folder's manifest records
+        both), must be the database's: otherwise a DatabaseError naming ``source``.
+        """
+        if identity is not None:
+            self.check_compatible(identity)
+        if hop_seconds is not None and abs(hop_seconds - self.hop_seconds) > 1e-9:
+            raise DatabaseError(
+                f"{source}: fingerprints at a {hop_seconds} s hop, the database uses {self.hop_seconds} s"
+            )
         songs = list(songs)
         check_songs(songs, self.d, {song.name for song in self.songs})
         self._append(songs, chunk_rows, progress)

@@ -6,14 +6,12 @@ Multi-GPU: ``torchrun --nproc_per_node N generation/generate_fingerprints.py --c
 
 from __future__ import annotations
 
-import os
 import sys
 
-import torch
-
+import common.distributed as process_group
 from common.atomic import writable_folder
 from common.config import Key, Schema, run_script
-from common.devices import DEVICE_HELP, device_problem, resolve_device
+from common.devices import DEVICE_HELP, device_problem
 from extraction.errors import ExtractionError
 from extraction.extractor import extract_fingerprints
 from extraction.songs import plan_songs
@@ -64,17 +62,9 @@ SCHEMA = Schema(
 
 
 def main(config) -> int:
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    device = resolve_device(config["device"], config.source)
     writable_folder(config["output dir"], f"{config.source}: key 'output dir'")
-    distributed = world_size > 1
-    if distributed:
-        backend = "nccl" if device.startswith("cuda") else "gloo"
-        if device.startswith("cuda"):
-            device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
-            torch.cuda.set_device(device)
-        torch.distributed.init_process_group(backend)
+    context = process_group.setup(config["device"], config.source)  # joins torchrun's group, if any
+    device = str(context.device)
     try:
         encoder, payload = load_encoder(config["weights"], device)
         if config["model_str"] is not None and config["model_str"] != payload["model_str"]:
@@ -96,19 +86,18 @@ def main(config) -> int:
             hop_samples=config["HOP SIZE"],
             batch_size=config["batch size"],
             num_workers=config["num_workers"],
-            rank=rank,
-            world_size=world_size,
+            rank=context.rank,
+            world_size=context.world_size,
             progress=config["progress"],
-            barrier=torch.distributed.barrier if distributed else None,
+            barrier=(lambda: process_group.barrier(context)) if context.enabled else None,
             overwrite=config["overwrite"],
         )
     finally:
-        if distributed:
-            torch.distributed.destroy_process_group()
+        process_group.cleanup(context)
     for _source, reason in summary.skipped:
         print(f"skipped: {reason}", file=sys.stderr)
     print(
-        f"rank {rank}: {len(summary.written)} songs fingerprinted ({summary.audio_seconds:.0f} audio s at "
+        f"rank {context.rank}: {len(summary.written)} songs fingerprinted ({summary.audio_seconds:.0f} audio s at "
         f"{summary.speed:.0f} audio s/s on {device}), {len(summary.already_done)} already done, "
         f"{len(summary.skipped)} skipped -> {config['output dir']}"
     )

@@ -93,13 +93,13 @@ def update_index(config) -> Database:
         manifest, songs = load_fingerprint_folder(folder)
         if names is not None:
             songs = [song for song in songs if song[0] in names]
-        database.check_compatible(manifest["identity"])
-        if abs(manifest["hop_seconds"] - database.hop_seconds) > 1e-9:
-            raise DatabaseError(
-                f"{folder}: fingerprints at a {manifest['hop_seconds']} s hop, "
-                f"the database uses {database.hop_seconds} s"
-            )
-        database.add_songs(songs, progress=config["progress"])
+        database.add_songs(
+            songs,
+            progress=config["progress"],
+            identity=manifest["identity"],
+            hop_seconds=manifest["hop_seconds"],
+            source=folder,
+        )
     database.save(output.with_suffix(".index"), output)
     return database
 

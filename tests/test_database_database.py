@@ -187,6 +187,18 @@ def test_a_different_model_or_front_end_is_an_error_naming_both():
         Database.build(songs([3])).check_compatible(dict(IDENTITY, embedding_dim=32))
 
 
+def test_songs_of_another_model_or_hop_are_not_added():
+    database = Database.build(songs([3]), identity=IDENTITY, hop_seconds=0.5)
+    new = [("new", unit_rows(4, 9), 2.5, "/music/new.wav")]
+    with pytest.raises(DatabaseError, match="model_id"):
+        database.add_songs(new, identity=dict(IDENTITY, model_id="def"), source="runs/fp")
+    with pytest.raises(DatabaseError, match=r"^runs/fp: fingerprints at a 0.25 s hop, the database uses 0.5 s"):
+        database.add_songs(new, identity=IDENTITY, hop_seconds=0.25, source="runs/fp")
+    assert len(database.songs) == 1
+    database.add_songs(new, identity=IDENTITY, hop_seconds=0.5)
+    assert [song.name for song in database.songs] == ["song0", "new"]
+
+
 def test_training_uses_a_bounded_sample():
     sample = training_sample([unit_rows(1000, 1), unit_rows(500, 2)], 300, seed=0)
     assert sample.shape == (300, 16)

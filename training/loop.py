@@ -17,6 +17,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
+import common.distributed as process_group
 from augmentation import AugmentationChain, SpecAugment, TimeShift
 from common.atomic import writable_folder
 from common.audio import SAMPLE_RATE
@@ -137,14 +138,14 @@ def train(config: dict, stop_after_epochs: int | None = None) -> list[dict]:
     """
     if config.get("threads"):
         torch.set_num_threads(config["threads"])
-    context = distributed.setup(config["device"])
+    context = process_group.setup(config["device"])
     try:
         return _train(config, context, stop_after_epochs)
     finally:
-        distributed.cleanup(context)
+        process_group.cleanup(context)
 
 
-def _train(config: dict, context: distributed.Distributed, stop_after_epochs: int | None) -> list[dict]:
+def _train(config: dict, context: process_group.Distributed, stop_after_epochs: int | None) -> list[dict]:
     check_config(config, context.world_size)
     where = f"{config.source}: " if getattr(config, "source", None) else ""
     config = dict(config)  # plain dict: checkpoints are read back with weights_only=True
@@ -166,7 +167,7 @@ def _train(config: dict, context: distributed.Distributed, stop_after_epochs: in
                 caches[split] = build_cache(
                     paths, cache_dir, SAMPLE_RATE, progress=show_progress, description=f"decoding {split} songs"
                 )
-        distributed.barrier(context)
+        process_group.barrier(context)
     for split in ("train", "val"):
         cache = caches[split]
         log.line(
