@@ -29,7 +29,7 @@ import torch
 
 from bench.common import RESULTS, machine, write_result
 from common.atomic import atomic_write_text, save_figure
-from common.audio import find_audio_files, load_audio, load_song
+from common.audio import find_audio_files, load_song
 from evaluation.calibration_queries import QueryTable, answer_queries
 from evaluation.queries import QueryDegrader
 from matching.decision import finite_margin, fit_rule
@@ -46,15 +46,6 @@ OLD_THRESHOLD = 0.77
 
 def _songs(folder: str, sr: int) -> list[tuple[Path, np.ndarray]]:
     return [(path, load_song(path, sr)) for path in find_audio_files(folder)]
-
-
-def _degrader(noise_folder: str, impulse_folder: str, sr: int) -> QueryDegrader:
-    noise = [load_audio(path, sr) for path in find_audio_files(noise_folder)]
-    impulses = []
-    for path in find_audio_files(impulse_folder):
-        clip = load_audio(path, sr)
-        impulses.append(clip[int(np.argmax(np.abs(clip))) :])  # from the direct sound, as the offline protocol
-    return QueryDegrader(noise, impulses, None)
 
 
 def collect(args) -> dict[str, QueryTable]:
@@ -86,7 +77,9 @@ def collect(args) -> dict[str, QueryTable]:
         if name in tables:
             continue
         chosen = songs()
-        degrade = _degrader(str(data / f"noise/background_{split}"), str(data / f"impulse/impulse_{split}"), sr)
+        degrade, _ = QueryDegrader.from_folders(
+            data / f"noise/background_{split}", data / f"impulse/impulse_{split}", sr
+        )
         table = answer_queries(recognizer, chosen, degrade, LENGTHS, SNRS, queries, args.seed + len(name), desc=name)
         table.save(cache / f"{name}.npz")
         atomic_write_text(cache / f"{name}.songs.txt", "\n".join(str(path) for path, _ in chosen) + "\n")

@@ -26,7 +26,7 @@ import numpy as np
 
 from augmentation import CutOffFilter
 from common.atomic import atomic_write_text
-from common.audio import AudioError, find_audio_files, load_audio, load_song
+from common.audio import AudioError, find_audio_files, load_song
 from common.config import ConfigError, Key, Schema
 from common.devices import DEVICE_HELP, device_problem, resolve_device
 from data_prep.manifest import read_manifest
@@ -141,23 +141,13 @@ def _load_data(config: dict, recognizer: Recognizer, logger) -> tuple[list, Quer
             logger.info(f"skipped: {error}")
     if not songs:
         raise ConfigError(f"songs: no usable audio file in {config['songs']}")
-    noise = [load_audio(path, sr) for path in find_audio_files(config["background_noises"])]
-    impulses = None
-    if config["impulse_responses"]:
-        # From the direct sound (the peak), as the offline protocol does.
-        impulses = [
-            clip[int(np.argmax(np.abs(clip))) :]
-            for clip in (load_audio(path, sr) for path in find_audio_files(config["impulse_responses"]))
-        ]
-    cutoff = None
-    if config["cutoff_filters"]:
-        cutoff = CutOffFilter(sr, p=1.0)
-    try:
-        degrade = QueryDegrader(noise, impulses, cutoff)
-    except ValueError as error:
-        raise ConfigError(f"background_noises: {error}") from None
+    cutoff = CutOffFilter(sr, p=1.0) if config["cutoff_filters"] else None
+    degrade, skipped = QueryDegrader.from_folders(config["background_noises"], config["impulse_responses"], sr, cutoff)
+    for line in skipped:
+        logger.info(f"skipped: {line}")
     logger.info(
-        f"{len(songs)} out-of-database songs, {len(noise)} noise clips, {len(impulses or [])} IRs, "
+        f"{len(songs)} out-of-database songs, {len(degrade.noise_clips)} noise clips, "
+        f"{len(degrade.room.responses) if degrade.room else 0} IRs, "
         f"cut-off filters {'on' if cutoff else 'off'}"
     )
     return songs, degrade

@@ -24,7 +24,7 @@ import numpy as np
 from tqdm import tqdm
 
 from augmentation import CutOffFilter
-from common.audio import WINDOW_SAMPLES, AudioError, find_audio_files, is_silent, load_audio, load_song
+from common.audio import WINDOW_SAMPLES, AudioError, find_audio_files, is_silent, load_song
 from common.config import ConfigError, Key, Schema
 from common.devices import DEVICE_HELP, device_problem, resolve_device
 from database.calibration import read_calibration
@@ -207,27 +207,21 @@ def plan_offline(config, specs, logger) -> OfflinePlan:
         )
         if not indexed:
             raise ConfigError(f"test_songs: none of the test songs is in the database of model '{model.name}'")
-    noise = [clip for _, clip in _load_folder([config["background_noises"]], sr, None, logger, load_audio)]
-    impulses, cutoff = None, None
-    if config["aligned"]:
-        if config["impulse_responses"] or config["cutoff_filters"]:
-            logger.info("aligned: true reproduces the reference's noise-only protocol: IRs and cut-off filters are off")
-    else:
-        if config["impulse_responses"]:
-            # Each IR starts at its direct sound (its peak): a measured IR's leading silence would
-            # delay the query's content and count against its offset, which is not the model's error.
-            impulses = [
-                clip[int(np.argmax(np.abs(clip))) :]
-                for _, clip in _load_folder([config["impulse_responses"]], sr, None, logger, load_audio)
-            ]
-        cutoff = CutOffFilter(sr, p=1.0) if config["cutoff_filters"] else None
+    aligned = config["aligned"]
+    if aligned and (config["impulse_responses"] or config["cutoff_filters"]):
+        logger.info("aligned: true reproduces the reference's noise-only protocol: IRs and cut-off filters are off")
+    cutoff = CutOffFilter(sr, p=1.0) if config["cutoff_filters"] and not aligned else None
+    degrade, skipped = QueryDegrader.from_folders(
+        config["background_noises"], None if aligned else config["impulse_responses"], sr, cutoff
+    )
+    for line in skipped:
+        logger.info(f"skipped: {line}")
+    impulse_count = len(degrade.room.responses) if degrade.room else 0
     logger.info(
-        f"{len(songs)} test songs, {len(unknown)} unknown songs, {len(noise)} noise clips, "
-        f"{len(impulses or [])} IRs, cut-off filters {'on' if cutoff else 'off'}, aligned {config['aligned']}"
+        f"{len(songs)} test songs, {len(unknown)} unknown songs, {len(degrade.noise_clips)} noise clips, "
+        f"{impulse_count} IRs, cut-off filters {'on' if cutoff else 'off'}, aligned {aligned}"
     )
-    return OfflinePlan(
-        device, models, sr, songs, unknown, QueryDegrader(noise, impulses, cutoff), len(impulses or []), bool(cutoff)
-    )
+    return OfflinePlan(device, models, sr, songs, unknown, degrade, impulse_count, bool(cutoff))
 
 
 def query_positions(

@@ -13,9 +13,12 @@ over the query's samples. The transforms are the training's own (``augmentation`
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from augmentation import BackgroundNoise, CutOffFilter, ImpulseResponse
+from augmentation.clips import load_clip_set
 
 
 def random_starts(song_samples: int, query_samples: int, count: int, rng: np.random.Generator) -> list[int]:
@@ -48,6 +51,28 @@ class QueryDegrader:
         self.room = ImpulseResponse(impulses, p=1.0) if impulses else None
         self.cutoff = cutoff
         self._noise_at: dict[float, BackgroundNoise] = {}
+
+    @classmethod
+    def from_folders(
+        cls,
+        noise_folder: str | os.PathLike,
+        impulse_folder: str | os.PathLike | None,
+        sample_rate: int,
+        cutoff: CutOffFilter | None = None,
+    ) -> tuple[QueryDegrader, list[str]]:
+        """The degrader of the clips under two folders, and one line per file skipped as unusable.
+
+        Each IR starts at its direct sound (its peak): a measured IR's leading silence would delay
+        the query's content and count against its offset, which is not the model's error. A folder
+        with no usable clip is an AudioError naming it.
+        """
+        noise, skipped = load_clip_set(noise_folder, sample_rate)
+        impulses = None
+        if impulse_folder:
+            responses, skipped_responses = load_clip_set(impulse_folder, sample_rate)
+            impulses = [response[int(np.argmax(np.abs(response))) :] for response in responses]
+            skipped += skipped_responses
+        return cls(noise, impulses, cutoff), skipped
 
     def noise_at(self, snr_db: float) -> BackgroundNoise:
         """The noise transform for one SNR (a single bucket [snr, snr] drawn with probability 1)."""

@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from common.audio import write_wav
+from common.audio import AudioError, write_wav
 from common.config import ConfigError, run_script, validate
 from database import Database
 from evaluation import evaluate_offline
@@ -145,3 +145,23 @@ def test_a_degraded_query_carries_noise_at_the_target_snr(with_room):
         )
         assert measured == pytest.approx(snr, abs=0.05)
         assert np.any(clean != query) == with_room
+
+
+def test_a_degrader_from_folders_starts_each_ir_at_its_peak_and_skips_unusable_files(tmp_path):
+    rng = np.random.default_rng(5)
+    (tmp_path / "noise").mkdir()
+    (tmp_path / "rooms").mkdir()
+    write_wav(tmp_path / "noise" / "hum.wav", 0.1 * rng.standard_normal(SR).astype(np.float32))
+    write_wav(tmp_path / "noise" / "silent.wav", np.zeros(SR, np.float32))
+    (tmp_path / "noise" / "broken.wav").write_bytes(b"not audio")
+    response = np.zeros(400, np.float32)
+    response[100:] = np.exp(-np.arange(300) / 50.0)  # 100 samples of silence before the direct sound
+    write_wav(tmp_path / "rooms" / "room.wav", response)
+    degrade, skipped = QueryDegrader.from_folders(tmp_path / "noise", tmp_path / "rooms", SR)
+    assert len(degrade.noise_clips) == 1 and len(skipped) == 2
+    assert any("silent.wav" in line for line in skipped) and any("broken.wav" in line for line in skipped)
+    assert len(degrade.room.responses) == 1 and np.argmax(np.abs(degrade.room.responses[0])) == 0
+    assert QueryDegrader.from_folders(tmp_path / "noise", None, SR)[0].room is None
+    with pytest.raises(AudioError, match="rooms_empty"):
+        (tmp_path / "rooms_empty").mkdir()
+        QueryDegrader.from_folders(tmp_path / "noise", tmp_path / "rooms_empty", SR)
