@@ -37,7 +37,15 @@ from evaluation.metrics import (
 )
 from evaluation.models_under_test import MODEL_KEYS, ModelUnderTest, load_models, parse_model_specs
 from evaluation.queries import QueryDegrader, aligned_starts, random_starts
-from evaluation.report import close_log, figure_titles, open_log, publish_report, report_markdown, run_stamp
+from evaluation.report import (
+    close_log,
+    figure_titles,
+    open_log,
+    percent,
+    publish_report,
+    report_markdown,
+    run_stamp,
+)
 from evaluation.tradeoff import plot_tradeoff, tradeoff_markdown
 from matching.matcher import METHODS
 
@@ -321,8 +329,8 @@ def _answer(config, plan: OfflinePlan, lengths, snrs, logger) -> tuple[dict, dic
                         trials.setdefault((model.name, length, snr_label(snr)), []).append(figures)
                         logger.info(
                             f"trial {trial + 1} | {model.name} | {length:g} s | {snr_label(snr)}: "
-                            f"accuracy {_pct(figures['accuracy'])}, exact {_pct(figures['exact'])}, "
-                            f"near {_pct(figures['near'])}, false match {_pct(figures['false_match'])} "
+                            f"accuracy {percent(figures['accuracy'])}, exact {percent(figures['exact'])}, "
+                            f"near {percent(figures['near'])}, false match {percent(figures['false_match'])} "
                             f"({figures['queries']} + {figures['unknown_queries']} unknown queries, "
                             f"{figures['inference_ms']:.1f} + {figures['search_ms']:.2f} ms)"
                         )
@@ -424,7 +432,3 @@ def _summarise(config, plan: OfflinePlan, lengths, snrs, trials, answered, outpu
 def _snr_code(snr: float | None) -> int:
     """A non-negative integer per SNR for seeding: centi-dB from -1000 dB, 0 for clean."""
     return 0 if snr is None else int(round((snr + 1000.0) * 100))
-
-
-def _pct(value: float) -> str:
-    return "n/a" if value is None or math.isnan(value) else f"{100 * value:.1f}%"

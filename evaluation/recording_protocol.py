@@ -13,7 +13,6 @@ its queries measure false matches instead of accuracy, and the log says so.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -33,7 +32,15 @@ from evaluation.metrics import (
     summarize_trials,
 )
 from evaluation.models_under_test import MODEL_KEYS, ModelUnderTest, load_models, parse_model_specs
-from evaluation.report import close_log, figure_titles, open_log, publish_report, report_markdown, run_stamp
+from evaluation.report import (
+    close_log,
+    figure_titles,
+    open_log,
+    percent,
+    publish_report,
+    report_markdown,
+    run_stamp,
+)
 from matching.matcher import METHODS
 
 PAPER_QUERY_LENGTHS = [1, 2, 3, 4, 5, 10, 15]
@@ -226,10 +233,11 @@ def _answer(config, plan: RecordingPlan, lengths, logger) -> tuple[list[dict], d
                 )
                 figures = score_outcomes(outcomes, config["exact_tolerance"], config["near_tolerance"])
                 logger.info(
-                    f"{condition} | {model.name} | {length:g} s: accuracy {_pct(figures['accuracy'])} "
-                    f"of {figures['queries']} queries, exact {_pct(figures['exact'])}, near {_pct(figures['near'])}"
+                    f"{condition} | {model.name} | {length:g} s: accuracy {percent(figures['accuracy'])} "
+                    f"of {figures['queries']} queries, exact {percent(figures['exact'])}, "
+                    f"near {percent(figures['near'])}"
                     + (
-                        f", false match {_pct(figures['false_match'])} of {figures['unknown_queries']}"
+                        f", false match {percent(figures['false_match'])} of {figures['unknown_queries']}"
                         if figures["unknown_queries"]
                         else ""
                     )
@@ -360,7 +368,3 @@ def _answer_queries(
             )
         )
     return outcomes
-
-
-def _pct(value: float) -> str:
-    return "n/a" if value is None or math.isnan(value) else f"{100 * value:.1f}%"

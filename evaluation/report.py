@@ -29,6 +29,11 @@ from common.atomic import atomic_write_text, save_figure, writable_folder  # noq
 from evaluation.metrics import EXACT_TOLERANCE_SECONDS, NEAR_TOLERANCE_SECONDS  # noqa: E402
 
 
+def percent(value: float | None) -> str:
+    """A rate in [0, 1] as "12.3%"; "n/a" when there was nothing to measure it on (None or NaN)."""
+    return "n/a" if value is None or math.isnan(value) else f"{100 * value:.1f}%"
+
+
 def figure_titles(
     exact_tolerance: float = EXACT_TOLERANCE_SECONDS, near_tolerance: float = NEAR_TOLERANCE_SECONDS
 ) -> dict[str, str]:

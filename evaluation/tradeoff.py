@@ -18,18 +18,21 @@ import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen befor
 import numpy as np  # noqa: E402
 
 from common.atomic import save_figure  # noqa: E402
-from evaluation.metrics import QueryOutcome  # noqa: E402
+from evaluation.metrics import QueryOutcome, score_outcomes  # noqa: E402
+from evaluation.report import percent  # noqa: E402
 
 
 def operating_point(outcomes: list[QueryOutcome]) -> dict:
-    """{"false_match", "recall", "unknown_queries", "queries"} of one length's outcomes (rates NaN without queries)."""
-    known = [outcome for outcome in outcomes if outcome.true_song is not None]
-    unknown = [outcome for outcome in outcomes if outcome.true_song is None]
+    """{"false_match", "recall", "unknown_queries", "queries"} of one length's outcomes (rates NaN without queries).
+
+    Recall is ``score_outcomes``' song accuracy: database queries answered with the right song.
+    """
+    figures = score_outcomes(outcomes)
     return {
-        "false_match": _mean([outcome.predicted_song is not None for outcome in unknown]),
-        "recall": _mean([outcome.predicted_song == outcome.true_song for outcome in known]),
-        "unknown_queries": len(unknown),
-        "queries": len(known),
+        "false_match": figures["false_match"],
+        "recall": figures["accuracy"],
+        "unknown_queries": figures["unknown_queries"],
+        "queries": figures["queries"],
     }
 
 
@@ -46,7 +49,7 @@ def tradeoff_markdown(by_model: dict[str, dict[float, list[QueryOutcome]]], imag
         for length, outcomes in by_length.items():
             point = operating_point(outcomes)
             lines.append(
-                f"| {length:g} | {_pct(point['false_match'])} | {_pct(point['recall'])} | "
+                f"| {length:g} | {percent(point['false_match'])} | {percent(point['recall'])} | "
                 f"{point['unknown_queries']} | {point['queries']} |"
             )
         lines.append("")
@@ -82,11 +85,3 @@ def plot_tradeoff(path: str | os.PathLike, by_model: dict[str, dict[float, list[
         axis.legend(title="query; dot = operating point", fontsize=8, title_fontsize=8)
     figure.suptitle(title, fontsize=10)
     save_figure(figure, path, dpi=110)
-
-
-def _mean(values: list[bool]) -> float:
-    return float(np.mean(values)) if values else float("nan")
-
-
-def _pct(value: float) -> str:
-    return "n/a" if np.isnan(value) else f"{100 * value:.1f}%"
