@@ -52,7 +52,12 @@ class DecodedAudio:
 
 
 def list_audio_files(root: Path) -> list[str]:
-    """Relative POSIX paths of every audio file under ``root``, sorted."""
+    """Relative POSIX paths of every audio file under ``root``, sorted as strings.
+
+    Not ``common.audio.find_audio_files``: the splits are assigned over this exact order (string
+    order of relative paths, which differs from Path order, e.g. "a-b/x" before "a/y"), and
+    changing it would move songs between the built training, validation and test sets.
+    """
     root = Path(root)
     return sorted(
         path.relative_to(root).as_posix()

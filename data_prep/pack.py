@@ -336,3 +336,18 @@ def read_pack(folder: str | os.PathLike) -> dict:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as error:
         raise UserError(f"{folder}: not a finished training pack (cannot read pack.json: {error})") from None
+
+
+def unpack(pack: Path, output_dir: Path) -> Path:
+    """The pack folder: ``pack`` itself, or a .tar unpacked once into ``output_dir``/pack."""
+    if pack.is_dir():
+        return pack
+    if not tarfile.is_tarfile(pack):
+        raise UserError(f"{pack}: not a training pack (neither a folder nor a .tar)")
+    target = output_dir / "pack"
+    with tarfile.open(pack) as archive:
+        names = archive.getnames()
+        root = names[0].split("/")[0] if names else ""
+        if not (target / root / "pack.json").exists():
+            archive.extractall(target, filter="data")
+    return target / root

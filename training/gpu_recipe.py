@@ -19,13 +19,12 @@ import json
 import math
 import os
 import sys
-import tarfile
 from pathlib import Path
 
 from common.atomic import atomic_write_text
 from common.config import ConfigError, parse_override, validate
 from common.errors import UserError
-from data_prep.pack import read_pack
+from data_prep.pack import read_pack, unpack
 from training.config import SCHEMA
 from training.loop import LR_REFERENCE_BATCH, train
 
@@ -34,21 +33,6 @@ LR_EFF = 1e-3
 # Training pairs per epoch: about a minute at 8,000-15,000 pairs/s; each epoch ends with validation and checkpoints.
 EPOCH_PAIRS = 500_000
 VAL_WINDOWS_PER_SONG = 100
-
-
-def unpack(pack: Path, output_dir: Path) -> Path:
-    """The pack folder: ``pack`` itself, or a .tar unpacked once into ``output_dir``/pack."""
-    if pack.is_dir():
-        return pack
-    if not tarfile.is_tarfile(pack):
-        raise UserError(f"{pack}: not a training pack (neither a folder nor a .tar)")
-    target = output_dir / "pack"
-    with tarfile.open(pack) as archive:
-        names = archive.getnames()
-        root = names[0].split("/")[0] if names else ""
-        if not (target / root / "pack.json").exists():
-            archive.extractall(target, filter="data")
-    return target / root
 
 
 def recipe_config(pack: Path, minutes: float, output_dir: Path, overrides: list[str]) -> dict:
