@@ -207,6 +207,7 @@ class Database:
         self.first_ids = np.array(self._first_ids, dtype=np.int64)  # (songs,) for vectorised lookups
         self.song_counts = np.array([song.count for song in self.songs], dtype=np.int64)
         self._names = {song.name: number for number, song in enumerate(self.songs)}
+        self._by_source: dict[str, str] | None = None  # built on first use: resolving paths touches the disk
         expected = sum(song.count for song in self.songs)
         if expected != self.index.ntotal:
             raise DatabaseError(f"song table holds {expected} vectors but the index holds {self.index.ntotal}")
@@ -215,6 +216,18 @@ class Database:
     @property
     def ntotal(self) -> int:
         return int(self.index.ntotal)
+
+    def name_of_file(self, path: str | os.PathLike) -> str | None:
+        """The database's name for the audio file ``path``, or None when that song is not in it.
+
+        Matched by the source path recorded at extraction first, then by file stem (the name
+        extraction gives a song), so a moved collection is still recognised.
+        """
+        if self._by_source is None:
+            self._by_source = {str(Path(song.source).resolve()): song.name for song in self.songs if song.source}
+        path = Path(path)
+        by_source = self._by_source.get(str(path.resolve()))
+        return by_source or (path.stem if path.stem in self._names else None)
 
     def song_number(self, name: str) -> int:
         """Position of the song called ``name`` in ``songs`` (DatabaseError if absent)."""

@@ -130,10 +130,8 @@ def _load_data(config: dict, recognizer: Recognizer, logger) -> tuple[list, Quer
         chosen = np.random.default_rng([config["seed"], 2]).choice(len(paths), config["max_songs"], replace=False)
         paths = [paths[number] for number in sorted(chosen)]
     songs = []
-    by_source = {str(Path(song.source).resolve()) for song in recognizer.database.songs if song.source}
-    names = {song.name for song in recognizer.database.songs}
     for path in paths:
-        if str(path.resolve()) in by_source or path.stem in names:
+        if recognizer.database.name_of_file(path) is not None:
             raise ConfigError(f"songs: {path} is in the database {config['database']}; calibrate on songs it lacks")
         try:
             songs.append((path, load_song(path, sr)))

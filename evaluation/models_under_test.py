@@ -127,12 +127,6 @@ class ModelUnderTest(Recognizer):
         )
         super().__init__(loaded.encoder, loaded.database, loaded.matcher, loaded.identity, loaded.decision_note)
         self.spec = spec
-        self._by_source = {}
-        self._by_name = {}
-        for song in self.database.songs:
-            if song.source:
-                self._by_source[str(Path(song.source).resolve())] = song.name
-            self._by_name[song.name] = song.name
 
     @property
     def name(self) -> str:
@@ -174,12 +168,8 @@ class ModelUnderTest(Recognizer):
         }
 
     def song_name(self, path: str | os.PathLike) -> str | None:
-        """The database's name for the audio file ``path``, or None when the song is not in the database.
-
-        Matched by source path first, then by file stem (the name extraction gives a song).
-        """
-        path = Path(path)
-        return self._by_source.get(str(path.resolve())) or self._by_name.get(path.stem)
+        """The database's name for the audio file ``path``, or None when the song is not in the database."""
+        return self.database.name_of_file(path)
 
 
 def load_models(specs: list[ModelSpec], device: str) -> list[ModelUnderTest]:

@@ -204,3 +204,12 @@ def test_training_uses_a_bounded_sample():
     assert sample.shape == (300, 16)
     again = training_sample([unit_rows(1000, 1), unit_rows(500, 2)], 300, seed=0)
     np.testing.assert_array_equal(sample, again)
+
+
+def test_an_audio_file_is_found_by_its_source_path_then_by_its_name(tmp_path):
+    database = Database.build(songs([2, 3]))  # sources /music/song0.wav, /music/song1.wav
+    assert database.name_of_file("/music/song1.wav") == "song1"
+    assert database.name_of_file(tmp_path / "moved" / "song0.flac") == "song0"  # same stem elsewhere
+    assert database.name_of_file("/music/other.wav") is None
+    database.remove_songs(["song0"])
+    assert database.name_of_file("/music/song0.wav") is None
