@@ -33,7 +33,7 @@ from data_prep.manifest import read_manifest
 from database.calibration import store_calibration
 from database.files import read_table
 from evaluation.calibration_queries import answer_queries
-from evaluation.queries import QueryDegrader
+from evaluation.queries import QueryDegrader, checked_query_lengths, checked_snrs
 from evaluation.report import close_log, open_log, run_stamp
 from matching.decision import allowed_exceedances, fit_rule
 from matching.matcher import METHODS
@@ -91,15 +91,8 @@ def song_files(entries: list[str]) -> list[Path]:
 
 
 def _check(config: dict, where: str) -> None:
-    for key in ("query_lengths", "snrs"):
-        values = config[key]
-        numbers = all(
-            (value is None and key == "snrs")
-            or (isinstance(value, (int, float)) and not isinstance(value, bool) and (key == "snrs" or value >= 1))
-            for value in values
-        )
-        if not values or not numbers:
-            raise ConfigError(f"{where}: key '{key}' must be a non-empty list of numbers, got {values!r}")
+    checked_query_lengths(config["query_lengths"], where)
+    checked_snrs(config["snrs"], where)
     if not 0 < config["target_false_match_rate"] < 1:
         raise ConfigError(
             f"{where}: key 'target_false_match_rate' must be in (0, 1), got {config['target_false_match_rate']}"

@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from common.atomic import atomic_path
 from common.audio import is_silent
-from evaluation.queries import QueryDegrader, random_starts
+from evaluation.queries import QueryDegrader, random_starts, snr_seed
 from matching.matcher import METHODS, Matcher
 from matching.recognizer import Recognizer
 
@@ -118,7 +118,7 @@ def answer_queries(
                 starts = random_starts(len(samples), query_samples, queries_per_song, position_rng)
                 queries = []  # (snr, start, (n,) degraded query)
                 for snr in snrs:
-                    snr_code = 0 if snr is None else int(round((snr + 1000.0) * 100))
+                    snr_code = snr_seed(snr)
                     for slot, start in enumerate(starts):
                         clean = samples[start : start + query_samples]
                         if not is_silent(clean, window, recognizer.hop_samples):

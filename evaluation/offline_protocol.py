@@ -36,7 +36,14 @@ from evaluation.metrics import (
     summarize_trials,
 )
 from evaluation.models_under_test import MODEL_KEYS, ModelUnderTest, load_models, parse_model_specs
-from evaluation.queries import QueryDegrader, aligned_starts, random_starts
+from evaluation.queries import (
+    QueryDegrader,
+    aligned_starts,
+    checked_query_lengths,
+    checked_snrs,
+    random_starts,
+    snr_seed,
+)
 from evaluation.report import (
     close_log,
     figure_titles,
@@ -103,15 +110,6 @@ def snr_label(snr: float | None) -> str:
     return "clean" if snr is None else f"{snr:g} dB"
 
 
-def _check_lists(config: dict, where: str) -> tuple[list[float], list[float | None]]:
-    lengths, snrs = config["query_lengths"], config["snrs"]
-    if not lengths or not all(isinstance(x, (int, float)) and not isinstance(x, bool) and x >= 1 for x in lengths):
-        raise ConfigError(f"{where}: key 'query_lengths' must be a list of numbers >= 1 (s), got {lengths!r}")
-    if not snrs or not all(x is None or (isinstance(x, (int, float)) and not isinstance(x, bool)) for x in snrs):
-        raise ConfigError(f"{where}: key 'snrs' must be a list of numbers (dB) or null, got {snrs!r}")
-    return [float(x) for x in lengths], [None if x is None else float(x) for x in snrs]
-
-
 def _load_folder(
     folders: list[str],
     sr: int,
@@ -147,7 +145,7 @@ def _load_folder(
 def run_offline(config: dict) -> list[dict]:
     """Run the offline protocol described by ``config`` (see SCHEMA); writes the report; returns the cells."""
     where = str(getattr(config, "source", None) or "config")
-    lengths, snrs = _check_lists(config, where)
+    lengths, snrs = checked_query_lengths(config["query_lengths"], where), checked_snrs(config["snrs"], where)
     specs = parse_model_specs(config["models"], where, config["method"])
     output_dir = Path(config["output_dir"])
     logger = open_log(output_dir, "offline")
@@ -264,7 +262,7 @@ def degraded_queries(
     length_ms = int(round(length * 1000))
     queries = []
     for number, query_number, start, clean in positions:
-        rng = np.random.default_rng([seed, 1, trial, length_ms, _snr_code(snr), number, query_number])
+        rng = np.random.default_rng([seed, 1, trial, length_ms, snr_seed(snr), number, query_number])
         queries.append((number, start, degrade(clean, snr, rng)))
     return queries
 
@@ -427,8 +425,3 @@ def _summarise(config, plan: OfflinePlan, lengths, snrs, trials, answered, outpu
         logger,
     )
     return cells
-
-
-def _snr_code(snr: float | None) -> int:
-    """A non-negative integer per SNR for seeding: centi-dB from -1000 dB, 0 for clean."""
-    return 0 if snr is None else int(round((snr + 1000.0) * 100))

@@ -19,6 +19,30 @@ import numpy as np
 
 from augmentation import BackgroundNoise, CutOffFilter, ImpulseResponse
 from augmentation.clips import load_clip_set
+from common.config import ConfigError
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def checked_query_lengths(values, where: str) -> list[float]:
+    """A config's ``query_lengths``: a non-empty list of seconds >= 1, else a ConfigError naming ``where``."""
+    if not values or not all(_is_number(value) and value >= 1 for value in values):
+        raise ConfigError(f"{where}: key 'query_lengths' must be a list of numbers >= 1 (s), got {values!r}")
+    return [float(value) for value in values]
+
+
+def checked_snrs(values, where: str) -> list[float | None]:
+    """A config's ``snrs``: a non-empty list of dB or null (no noise), else a ConfigError naming ``where``."""
+    if not values or not all(value is None or _is_number(value) for value in values):
+        raise ConfigError(f"{where}: key 'snrs' must be a list of numbers (dB) or null, got {values!r}")
+    return [None if value is None else float(value) for value in values]
+
+
+def snr_seed(snr: float | None) -> int:
+    """A non-negative integer per SNR for seeding random draws: centi-dB from -1000 dB, 0 for no noise."""
+    return 0 if snr is None else int(round((snr + 1000.0) * 100))
 
 
 def random_starts(song_samples: int, query_samples: int, count: int, rng: np.random.Generator) -> list[int]:

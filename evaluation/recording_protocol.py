@@ -32,6 +32,7 @@ from evaluation.metrics import (
     summarize_trials,
 )
 from evaluation.models_under_test import MODEL_KEYS, ModelUnderTest, load_models, parse_model_specs
+from evaluation.queries import checked_query_lengths
 from evaluation.report import (
     close_log,
     figure_titles,
@@ -130,10 +131,7 @@ def recording_ground_truth(
 def run_recording(config: dict) -> list[dict]:
     """Run the real-world protocol described by ``config`` (see SCHEMA); writes the report; returns the cells."""
     where = str(getattr(config, "source", None) or "config")
-    lengths = config["query_lengths"]
-    if not lengths or not all(isinstance(x, (int, float)) and not isinstance(x, bool) and x >= 1 for x in lengths):
-        raise ConfigError(f"{where}: key 'query_lengths' must be a list of numbers >= 1 (s), got {lengths!r}")
-    lengths = [float(x) for x in lengths]
+    lengths = checked_query_lengths(config["query_lengths"], where)
     specs = parse_model_specs(config["models"], where, config["method"])
     output_dir = Path(config["output_dir"])
     logger = open_log(output_dir, "recording")

@@ -9,7 +9,7 @@ from database import Database
 from evaluation import evaluate_offline
 from evaluation.models_under_test import parse_model_specs
 from evaluation.offline_protocol import SCHEMA, run_offline
-from evaluation.queries import QueryDegrader
+from evaluation.queries import QueryDegrader, checked_query_lengths, checked_snrs
 from models.checkpoint import model_identity
 from models.encoder import embed_samples, load_encoder
 from tests.signals import synth_song
@@ -165,3 +165,14 @@ def test_a_degrader_from_folders_starts_each_ir_at_its_peak_and_skips_unusable_f
     with pytest.raises(AudioError, match="rooms_empty"):
         (tmp_path / "rooms_empty").mkdir()
         QueryDegrader.from_folders(tmp_path / "noise", tmp_path / "rooms_empty", SR)
+
+
+@pytest.mark.parametrize(
+    "key, values",
+    [("query_lengths", []), ("query_lengths", [0.5]), ("query_lengths", [True]), ("snrs", []), ("snrs", ["5"])],
+)
+def test_bad_query_lengths_and_snrs_are_one_line_errors_naming_the_key(key, values):
+    check = checked_query_lengths if key == "query_lengths" else checked_snrs
+    with pytest.raises(ConfigError, match=rf"^eval.json: key '{key}' must be a list of numbers"):
+        check(values, "eval.json")
+    assert checked_query_lengths([1, 2.5], "x") == [1.0, 2.5] and checked_snrs([None, 5], "x") == [None, 5.0]
