@@ -171,12 +171,18 @@ def _coerce_kind(key: Key, value: Any, where: str, base_dir: Path) -> Any:
     raise AssertionError(f"unknown key kind {kind}")
 
 
-def _check_path(key: Key, value: str, where: str, base_dir: Path) -> str:
+def resolve_path(value: str, base_dir: Path | None) -> Path:
+    """A config's path: ``~`` expanded; relative paths are read from the working folder (the
+    repository root, where scripts run), or from ``base_dir`` (the config's own folder) when only
+    there it exists, so a config next to its data also works."""
     path = Path(os.path.expanduser(value))
-    # Relative paths are read from the repository root (where scripts run); fall back to the
-    # config's own folder so a config next to its data also works.
-    if not path.is_absolute() and not path.exists() and (base_dir / path).exists():
+    if base_dir is not None and not path.is_absolute() and not path.exists() and (base_dir / path).exists():
         path = base_dir / path
+    return path
+
+
+def _check_path(key: Key, value: str, where: str, base_dir: Path) -> str:
+    path = resolve_path(value, base_dir)
     if key.must_exist and not path.exists():
         raise ConfigError(f"{where}: key '{key.name}': path does not exist: {value}")
     return str(path)

@@ -14,7 +14,7 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from common.config import ConfigError, closest_key
+from common.config import ConfigError, closest_key, resolve_path
 from common.errors import UserError
 from matching.landmark_recognizer import LandmarkRecognizer
 
@@ -41,8 +41,11 @@ class LandmarkSpec:
     threshold = None  # not a field: a table decides by its own rule (``decision_label``), not a score threshold
 
 
-def parse_landmark_spec(entry: dict, place: str) -> LandmarkSpec:
-    """A ``{"kind": "landmarks", ...}`` entry -> LandmarkSpec; errors name ``place`` (the entry) and the key."""
+def parse_landmark_spec(entry: dict, place: str, base_dir: Path | None = None) -> LandmarkSpec:
+    """A ``{"kind": "landmarks", ...}`` entry -> LandmarkSpec; errors name ``place`` (the entry) and the key.
+
+    ``base_dir``: the config's folder, where a relative table path is also looked for.
+    """
     for key in entry:
         if key not in LANDMARK_KEYS:
             raise ConfigError(
@@ -53,7 +56,7 @@ def parse_landmark_spec(entry: dict, place: str) -> LandmarkSpec:
     database = entry["database"]
     if not isinstance(database, str) or not database:
         raise ConfigError(f"{place}: key 'database' must be a path string, got {database!r}")
-    database = str(Path(os.path.expanduser(database)))
+    database = str(resolve_path(database, base_dir))
     if not Path(database).is_file():
         raise ConfigError(f"{place}: key 'database': landmark table does not exist: {database}")
     rule = {key: entry[key] for key in RULE_KEYS if entry.get(key) is not None}

@@ -18,7 +18,7 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from common.config import ConfigError, closest_key
+from common.config import ConfigError, closest_key, resolve_path
 from evaluation.landmark_models import LANDMARK_KEYS, LANDMARK_KIND, LandmarkModelUnderTest, parse_landmark_spec
 from matching.matcher import METHODS
 from matching.recognizer import Recognizer
@@ -55,17 +55,23 @@ class ModelSpec:
     kind: str = "neural"
 
 
-def _path(value, where: str, key: str, must_exist: bool = True) -> str:
+def _path(value, where: str, key: str, must_exist: bool = True, base_dir: Path | None = None) -> str:
     if not isinstance(value, str) or not value:
         raise ConfigError(f"{where}: key '{key}' must be a path string, got {value!r}")
-    path = Path(os.path.expanduser(value))
+    path = resolve_path(value, base_dir)
     if must_exist and not path.exists():
         raise ConfigError(f"{where}: key '{key}': path does not exist: {value}")
     return str(path)
 
 
-def parse_model_specs(entries: list, where: str, default_method: str = "sequence") -> list[ModelSpec]:
-    """Validate the ``models`` list of a config; errors name the entry and the key."""
+def parse_model_specs(
+    entries: list, where: str, default_method: str = "sequence", base_dir: Path | None = None
+) -> list[ModelSpec]:
+    """Validate the ``models`` list of a config; errors name the entry and the key.
+
+    ``base_dir``: the config's folder, where relative paths are also looked for (as for every
+    other path key, ``common.config.resolve_path``).
+    """
     if not entries:
         raise ConfigError(f"{where}: key 'models' must list at least one model")
     specs = []
@@ -75,7 +81,7 @@ def parse_model_specs(entries: list, where: str, default_method: str = "sequence
             raise ConfigError(f"{place} must be an object with keys {', '.join(MODEL_KEYS)}")
         kind = entry.get("kind", "neural")
         if kind == LANDMARK_KIND:
-            specs.append(parse_landmark_spec(entry, place))
+            specs.append(parse_landmark_spec(entry, place, base_dir))
             continue
         if kind != "neural":
             raise ConfigError(f"{place}: key 'kind' must be 'neural' or '{LANDMARK_KIND}', got {kind!r}")
@@ -85,8 +91,8 @@ def parse_model_specs(entries: list, where: str, default_method: str = "sequence
         for key in ("weights", "database"):
             if key not in entry:
                 raise ConfigError(f"{place}: missing required key '{key}'")
-        weights = _path(entry["weights"], place, "weights")
-        database = _path(entry["database"], place, "database")
+        weights = _path(entry["weights"], place, "weights", base_dir=base_dir)
+        database = _path(entry["database"], place, "database", base_dir=base_dir)
         nprobe, neighbors = entry.get("nprobe"), entry.get("neighbors", 4)
         for key, value in (("nprobe", nprobe), ("neighbors", neighbors)):
             if value is None and key == "nprobe":

@@ -146,7 +146,8 @@ def run_offline(config: dict) -> list[dict]:
     """Run the offline protocol described by ``config`` (see SCHEMA); writes the report; returns the cells."""
     where = str(getattr(config, "source", None) or "config")
     lengths, snrs = checked_query_lengths(config["query_lengths"], where), checked_snrs(config["snrs"], where)
-    specs = parse_model_specs(config["models"], where, config["method"])
+    source = getattr(config, "source", None)
+    specs = parse_model_specs(config["models"], where, config["method"], Path(source).parent if source else None)
     output_dir = Path(config["output_dir"])
     logger = open_log(output_dir, "offline")
     try:

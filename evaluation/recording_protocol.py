@@ -132,7 +132,8 @@ def run_recording(config: dict) -> list[dict]:
     """Run the real-world protocol described by ``config`` (see SCHEMA); writes the report; returns the cells."""
     where = str(getattr(config, "source", None) or "config")
     lengths = checked_query_lengths(config["query_lengths"], where)
-    specs = parse_model_specs(config["models"], where, config["method"])
+    source = getattr(config, "source", None)
+    specs = parse_model_specs(config["models"], where, config["method"], Path(source).parent if source else None)
     output_dir = Path(config["output_dir"])
     logger = open_log(output_dir, "recording")
     try:

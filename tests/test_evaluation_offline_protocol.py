@@ -176,3 +176,16 @@ def test_bad_query_lengths_and_snrs_are_one_line_errors_naming_the_key(key, valu
     with pytest.raises(ConfigError, match=rf"^eval.json: key '{key}' must be a list of numbers"):
         check(values, "eval.json")
     assert checked_query_lengths([1, 2.5], "x") == [1.0, 2.5] and checked_snrs([None, 5], "x") == [None, 5.0]
+
+
+def test_model_paths_are_also_looked_for_beside_the_config(tmp_path, monkeypatch):
+    folder = tmp_path / "experiment"
+    folder.mkdir()
+    (folder / "model.pt").write_bytes(b"")
+    (folder / "db.json").write_text("{}")
+    monkeypatch.chdir(tmp_path)  # the working folder holds neither file
+    entry = {"weights": "model.pt", "database": "db.json"}
+    (spec,) = parse_model_specs([entry], "experiment/eval.json", base_dir=folder)
+    assert spec.weights == str(folder / "model.pt") and spec.database == str(folder / "db.json")
+    with pytest.raises(ConfigError, match="path does not exist: model.pt"):
+        parse_model_specs([entry], "eval.json")
