@@ -66,10 +66,7 @@ class HubPenalisedMatcher(Matcher):
         key = id(self.database)
         if key not in self._cache:
             self._cache[key] = hub_scores(self.database, self.hub_neighbors)
-        counts = self.database.song_counts[songs]
-        rows = starts[:, None] + np.arange(len(query))[None, :]
-        inside = rows < counts[:, None]
-        ids = self.database.first_ids[songs][:, None] + np.where(inside, rows, starts[:, None])
+        ids, inside = self._aligned_rows(len(query), songs, starts)
         penalty = np.where(inside, self._cache[key][ids], 0.0).sum(axis=1) / inside.sum(axis=1)
         return scores - self.alpha * penalty
 

@@ -181,6 +181,12 @@ def resolve_path(value: str, base_dir: Path | None) -> Path:
     return path
 
 
+def config_folder(config: dict) -> Path | None:
+    """The folder of the file ``config`` was loaded from (``resolve_path``'s ``base_dir``); None for a dict."""
+    source = getattr(config, "source", None)
+    return Path(source).parent.resolve() if source else None
+
+
 def _check_path(key: Key, value: str, where: str, base_dir: Path) -> str:
     path = resolve_path(value, base_dir)
     if key.must_exist and not path.exists():

@@ -138,7 +138,7 @@ def _load_data(config: dict, recognizer: Recognizer, logger) -> tuple[list, Quer
         logger.info(f"skipped: {line}")
     logger.info(
         f"{len(songs)} out-of-database songs, {len(degrade.noise_clips)} noise clips, "
-        f"{len(degrade.room.responses) if degrade.room else 0} IRs, "
+        f"{degrade.impulse_count} IRs, "
         f"cut-off filters {'on' if cutoff else 'off'}"
     )
     return songs, degrade

@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from augmentation import CutOffFilter
 from common.audio import WINDOW_SAMPLES, AudioError, find_audio_files, is_silent, load_song
-from common.config import ConfigError, Key, Schema
+from common.config import ConfigError, Key, Schema, config_folder
 from common.devices import DEVICE_HELP, device_problem, resolve_device
 from database.calibration import read_calibration
 from evaluation.metrics import (
@@ -146,8 +146,7 @@ def run_offline(config: dict) -> list[dict]:
     """Run the offline protocol described by ``config`` (see SCHEMA); writes the report; returns the cells."""
     where = str(getattr(config, "source", None) or "config")
     lengths, snrs = checked_query_lengths(config["query_lengths"], where), checked_snrs(config["snrs"], where)
-    source = getattr(config, "source", None)
-    specs = parse_model_specs(config["models"], where, config["method"], Path(source).parent if source else None)
+    specs = parse_model_specs(config["models"], where, config["method"], config_folder(config))
     output_dir = Path(config["output_dir"])
     logger = open_log(output_dir, "offline")
     try:
@@ -166,8 +165,6 @@ class OfflinePlan:
     songs: list[tuple[Path, np.ndarray]]  # test songs (path, (n,) samples at sample_rate)
     unknown: list[tuple[Path, np.ndarray]]  # songs in no model's database
     degrade: QueryDegrader
-    impulse_count: int
-    cutoff: bool
 
     @property
     def all_songs(self) -> list[tuple[Path, np.ndarray]]:
@@ -223,12 +220,11 @@ def plan_offline(config, specs, logger) -> OfflinePlan:
     )
     for line in skipped:
         logger.info(f"skipped: {line}")
-    impulse_count = len(degrade.room.responses) if degrade.room else 0
     logger.info(
         f"{len(songs)} test songs, {len(unknown)} unknown songs, {len(degrade.noise_clips)} noise clips, "
-        f"{impulse_count} IRs, cut-off filters {'on' if cutoff else 'off'}, aligned {aligned}"
+        f"{degrade.impulse_count} IRs, cut-off filters {'on' if cutoff else 'off'}, aligned {aligned}"
     )
-    return OfflinePlan(device, models, sr, songs, unknown, degrade, impulse_count, bool(cutoff))
+    return OfflinePlan(device, models, sr, songs, unknown, degrade)
 
 
 def query_positions(
@@ -386,8 +382,8 @@ def _summarise(config, plan: OfflinePlan, lengths, snrs, trials, answered, outpu
             if config["aligned"]
             else f"{config['queries_per_song']} per song at random sample starts"
         ),
-        f"degradation: test noise at each SNR, IRs {'on' if plan.impulse_count else 'off'}, "
-        f"cut-off filters {'on' if plan.cutoff else 'off'}",
+        f"degradation: test noise at each SNR, IRs {'on' if plan.degrade.impulse_count else 'off'}, "
+        f"cut-off filters {'on' if plan.degrade.cutoff else 'off'}",
         "cells: mean ± std over trials",
     ] + [model.report_line() for model in models]
     names = [model.name for model in models]

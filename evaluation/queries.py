@@ -98,6 +98,11 @@ class QueryDegrader:
             skipped += skipped_responses
         return cls(noise, impulses, cutoff), skipped
 
+    @property
+    def impulse_count(self) -> int:
+        """Room IRs the queries are drawn through (0: no room)."""
+        return len(self.room.responses) if self.room is not None else 0
+
     def noise_at(self, snr_db: float) -> BackgroundNoise:
         """The noise transform for one SNR (a single bucket [snr, snr] drawn with probability 1)."""
         if snr_db not in self._noise_at:

@@ -20,7 +20,7 @@ import numpy as np
 from tqdm import tqdm
 
 from common.audio import load_audio, window_count
-from common.config import ConfigError, Key, Schema
+from common.config import ConfigError, Key, Schema, config_folder
 from common.devices import DEVICE_HELP, device_problem, resolve_device
 from common.playlist import PlaylistEntry, playlist_files, read_playlist
 from evaluation.ground_truth import SongInterval, cut_queries, find_song_start, song_intervals
@@ -132,8 +132,7 @@ def run_recording(config: dict) -> list[dict]:
     """Run the real-world protocol described by ``config`` (see SCHEMA); writes the report; returns the cells."""
     where = str(getattr(config, "source", None) or "config")
     lengths = checked_query_lengths(config["query_lengths"], where)
-    source = getattr(config, "source", None)
-    specs = parse_model_specs(config["models"], where, config["method"], Path(source).parent if source else None)
+    specs = parse_model_specs(config["models"], where, config["method"], config_folder(config))
     output_dir = Path(config["output_dir"])
     logger = open_log(output_dir, "recording")
     try:

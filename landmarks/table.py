@@ -12,6 +12,7 @@ import json
 import os
 import time
 import zipfile
+from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -37,8 +38,7 @@ def song_files(folders: Iterable[str | os.PathLike], where: str) -> list[Path]:
     config file and key) and the name, before anything is fingerprinted.
     """
     files = sorted({file for folder in folders for file in find_audio_files(folder)})
-    stems = [file.stem for file in files]
-    doubled = sorted({stem for stem in stems if stems.count(stem) > 1})
+    doubled = sorted(stem for stem, count in Counter(file.stem for file in files).items() if count > 1)
     if doubled:
         raise UserError(f"{where}: two files are named '{doubled[0]}'; song names must differ")
     return files

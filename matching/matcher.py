@@ -156,15 +156,19 @@ class Matcher:
         scores = self._aligned_scores(query, candidate_songs, candidate_starts)
         return self._decide(candidate_songs, candidate_starts, scores, hits, query_length)
 
+    def _aligned_rows(self, query_length: int, songs: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(vector ids, inside), both (candidates, J): the database vector aligned with query row i of
+        every candidate, and whether that row lies inside the song (outside rows hold the start's id)."""
+        counts = self.database.song_counts[songs]
+        rows = starts[:, None] + np.arange(query_length)[None, :]
+        inside = rows < counts[:, None]
+        return self.database.first_ids[songs][:, None] + np.where(inside, rows, starts[:, None]), inside
+
     def _aligned_scores(self, query: np.ndarray, songs: np.ndarray, starts: np.ndarray) -> np.ndarray:
         """Mean inner product of query row i and the song's exact vector start + i, over the rows inside the song."""
         query_length = len(query)
-        counts = self.database.song_counts[songs]
-        overlap = np.minimum(query_length, counts - starts)  # >= 1: every start lies inside its song
-        # Song row aligned with query row i for every candidate: (candidates, J).
-        rows = starts[:, None] + np.arange(query_length)[None, :]
-        inside = rows < counts[:, None]
-        vector_ids = self.database.first_ids[songs][:, None] + np.where(inside, rows, starts[:, None])
+        vector_ids, inside = self._aligned_rows(query_length, songs, starts)
+        overlap = inside.sum(axis=1)  # >= 1: every start lies inside its song
         unique_ids, position = np.unique(vector_ids, return_inverse=True)
         similarities = query @ self.database.vectors_at(unique_ids).T  # (J, unique rows), exact vectors
         aligned = similarities[np.arange(query_length)[None, :], position.reshape(vector_ids.shape)]
