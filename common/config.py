@@ -161,13 +161,13 @@ def _coerce_kind(key: Key, value: Any, where: str, base_dir: Path) -> Any:
     if kind == "path":
         if not isinstance(value, str) or not value:
             raise ConfigError(wrong)
-        return _check_path(key, value, where, base_dir)
+        return checked_path(value, where, key.name, key.must_exist, base_dir)
     if kind == "paths":
         if isinstance(value, str):
             value = [value]
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ConfigError(wrong)
-        return [_check_path(key, v, where, base_dir) for v in value]
+        return [checked_path(v, where, key.name, key.must_exist, base_dir) for v in value]
     raise AssertionError(f"unknown key kind {kind}")
 
 
@@ -187,10 +187,14 @@ def config_folder(config: dict) -> Path | None:
     return Path(source).parent.resolve() if source else None
 
 
-def _check_path(key: Key, value: str, where: str, base_dir: Path) -> str:
+def checked_path(value, where: str, key: str, must_exist: bool = True, base_dir: Path | None = None) -> str:
+    """A path key's value, resolved (``resolve_path``); a ConfigError naming ``where`` and ``key``
+    when it is not a non-empty string or, with ``must_exist``, names nothing on disk."""
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{where}: key '{key}' must be a path string, got {value!r}")
     path = resolve_path(value, base_dir)
-    if key.must_exist and not path.exists():
-        raise ConfigError(f"{where}: key '{key.name}': path does not exist: {value}")
+    if must_exist and not path.exists():
+        raise ConfigError(f"{where}: key '{key}': path does not exist: {value}")
     return str(path)
 
 

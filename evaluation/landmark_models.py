@@ -14,7 +14,7 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from common.config import ConfigError, closest_key, resolve_path
+from common.config import ConfigError, checked_path, closest_key
 from common.errors import UserError
 from matching.landmark_recognizer import LandmarkRecognizer
 
@@ -53,10 +53,7 @@ def parse_landmark_spec(entry: dict, place: str, base_dir: Path | None = None) -
             )
     if "database" not in entry:
         raise ConfigError(f"{place}: missing required key 'database' (the landmark table)")
-    database = entry["database"]
-    if not isinstance(database, str) or not database:
-        raise ConfigError(f"{place}: key 'database' must be a path string, got {database!r}")
-    database = str(resolve_path(database, base_dir))
+    database = checked_path(entry["database"], place, "database", must_exist=False, base_dir=base_dir)
     if not Path(database).is_file():
         raise ConfigError(f"{place}: key 'database': landmark table does not exist: {database}")
     rule = {key: entry[key] for key in RULE_KEYS if entry.get(key) is not None}

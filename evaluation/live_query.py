@@ -45,10 +45,25 @@ SCHEMA = Schema(
             "or with kind 'landmarks' the table (.npz from generate_landmarks.py)",
             must_exist=True,
         ),
-        Key("duration", "float", 5.0, help="seconds of audio matched each time (the query length, at least 1)"),
-        Key("step", "float", 1.0, help="seconds of audio between two recognitions"),
-        Key("neighbors", "int", 4, help="nearest neighbours searched per query row"),
-        Key("nprobe", "int", None, help="IVF lists searched per row (null: the database's own setting)", nullable=True),
+        Key(
+            "duration", "float", 5.0, min=1.0, help="seconds of audio matched each time (the query length, at least 1)"
+        ),
+        Key(
+            "step",
+            "float",
+            1.0,
+            help="seconds of audio between two recognitions",
+            check=lambda value: None if value > 0 else f"must be positive, got {value!r}",
+        ),
+        Key("neighbors", "int", 4, min=1, help="nearest neighbours searched per query row"),
+        Key(
+            "nprobe",
+            "int",
+            None,
+            min=1,
+            help="IVF lists searched per row (null: the database's own setting)",
+            nullable=True,
+        ),
         Key(
             "threshold",
             "float",
@@ -64,11 +79,12 @@ SCHEMA = Schema(
             choices=METHODS,
             help="'sequence': mean similarity of aligned rows; 'vote': majority vote over the hits",
         ),
-        Key("stable_count", "int", 3, help="consecutive agreeing windows that make a stable match"),
+        Key("stable_count", "int", 3, min=1, help="consecutive agreeing windows that make a stable match"),
         Key(
             "offset_tolerance",
             "float",
             0.75,
+            min=0.0,
             help="seconds by which a window's song offset may differ from the previous one plus the step "
             "and still agree",
         ),

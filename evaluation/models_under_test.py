@@ -18,7 +18,7 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from common.config import ConfigError, closest_key, resolve_path
+from common.config import ConfigError, checked_path, closest_key
 from evaluation.landmark_models import LANDMARK_KEYS, LANDMARK_KIND, LandmarkModelUnderTest, parse_landmark_spec
 from matching.matcher import METHODS
 from matching.recognizer import Recognizer
@@ -55,15 +55,6 @@ class ModelSpec:
     kind: str = "neural"
 
 
-def _path(value, where: str, key: str, must_exist: bool = True, base_dir: Path | None = None) -> str:
-    if not isinstance(value, str) or not value:
-        raise ConfigError(f"{where}: key '{key}' must be a path string, got {value!r}")
-    path = resolve_path(value, base_dir)
-    if must_exist and not path.exists():
-        raise ConfigError(f"{where}: key '{key}': path does not exist: {value}")
-    return str(path)
-
-
 def parse_model_specs(
     entries: list, where: str, default_method: str = "sequence", base_dir: Path | None = None
 ) -> list[ModelSpec]:
@@ -91,8 +82,8 @@ def parse_model_specs(
         for key in ("weights", "database"):
             if key not in entry:
                 raise ConfigError(f"{place}: missing required key '{key}'")
-        weights = _path(entry["weights"], place, "weights", base_dir=base_dir)
-        database = _path(entry["database"], place, "database", base_dir=base_dir)
+        weights = checked_path(entry["weights"], place, "weights", base_dir=base_dir)
+        database = checked_path(entry["database"], place, "database", base_dir=base_dir)
         nprobe, neighbors = entry.get("nprobe"), entry.get("neighbors", 4)
         for key, value in (("nprobe", nprobe), ("neighbors", neighbors)):
             if value is None and key == "nprobe":

@@ -310,23 +310,6 @@ def _best_candidate(match) -> tuple[str | None, float]:
     return None, 0.0
 
 
-def check_settings(config: dict) -> None:
-    """UserError naming the key for values the schema's types alone cannot rule out."""
-    rules = [
-        ("duration", config["duration"] >= 1.0, "at least one 1 s window"),
-        ("step", config["step"] > 0, "positive"),
-        ("neighbors", config["neighbors"] >= 1, "at least 1"),
-        ("nprobe", config["nprobe"] is None or config["nprobe"] >= 1, "at least 1 (or null)"),
-        ("stable_count", config["stable_count"] >= 1, "at least 1"),
-        ("offset_tolerance", config["offset_tolerance"] >= 0, "zero or positive"),
-    ]
-    for key, valid, requirement in rules:
-        if not valid:
-            raise UserError(
-                f"{getattr(config, 'source', None) or 'config'}: {key} must be {requirement}, got {config[key]}"
-            )
-
-
 def load_recognizer(config: dict) -> Recognizer | LandmarkRecognizer:
     """The recogniser a live_query config names: a landmark table (kind 'landmarks') or a checkpoint + database."""
     if config.get("kind", "neural") == "landmarks":
@@ -361,7 +344,6 @@ def run_live(
     ``truth_path`` (the simulator's truth CSV), the summary says which announcements were wrong.
     """
     out = out or (lambda line: print(line, flush=True))
-    check_settings(config)
     truth = read_truth(truth_path) if truth_path is not None else None
     recognizer = load_recognizer(config)
     sample_rate = recognizer.sample_rate

@@ -149,7 +149,7 @@ def test_microphone_without_pyaudio_gives_the_install_instructions(live_setup, m
 def test_bad_live_settings_are_one_line_errors(live_setup, capsys):
     config = str(live_setup["config_path"])
     assert live_query_main(["--config", config, "--set", "duration=0.5", "--input", "x.wav"]) == 2
-    assert "live.json: duration must be at least one 1 s window, got 0.5" in capsys.readouterr().err
+    assert "live.json: key 'duration' must be at least 1, got 0.5" in capsys.readouterr().err
     recording = str(live_setup["recording_path"])
     assert live_query_main(["--config", config, "--input", recording, "--speed", "-1"]) == 2
     assert "--speed must be 0" in capsys.readouterr().err
