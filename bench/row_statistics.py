@@ -10,9 +10,11 @@ rows among many drowned ones, so a statistic that counts agreeing rows, or avera
 best ones, might separate right answers from out-of-database queries better than the plain mean.
 Here every statistic is computed on the rows of the same best candidate (the matcher's, chosen by
 the mean) and thresholded at the same 1 % false-match rate, the plain quantile of its scores on
-out-of-database queries (``--max-songs`` songs of ``--unknown-songs``, validation noise and IRs,
-``--queries`` random starts at each of 4 SNRs; the songs of the calibration); what is compared is
-the share of the recordings' non-overlapping queries answered with the right song and accepted.
+out-of-database queries (``--max-songs`` songs of ``--unknown-songs``, the calibration's folder,
+drawn with ``--seed``; validation noise and IRs; ``--queries`` random starts at each of 4 SNRs);
+what is compared is the share of the recordings' non-overlapping queries answered with the right
+song and accepted. The counts and sums are not divided by the rows, so a candidate running past
+its song's end (fewer rows) scores lower on them; a query with no candidate at all is rejected.
 Writes ``bench/results/row_statistics.md``.
 """
 
@@ -35,6 +37,7 @@ from common.playlist import playlist_files, read_playlist
 from evaluation.ground_truth import cut_queries
 from evaluation.queries import QueryDegrader, random_starts
 from evaluation.recording_protocol import recording_ground_truth
+from matching.decision import threshold_for
 from matching.matcher import Match, Matcher
 from matching.recognizer import Recognizer
 
@@ -68,6 +71,11 @@ STATISTICS: dict[str, Callable[[np.ndarray], float]] = {
 }
 
 
+def _score(statistic: Callable[[np.ndarray], float], rows: np.ndarray) -> float:
+    """The statistic of a candidate's rows; -inf for a query with no candidate (always rejected)."""
+    return statistic(rows) if len(rows) else -np.inf
+
+
 class RowSimilarities:
     """The per-row similarities of a match's best candidate, from the database's exact vectors."""
 
@@ -76,11 +84,13 @@ class RowSimilarities:
         self.matcher = Matcher(self.database, neighbors=neighbors, method="sequence", nprobe=self.database.nprobe)
 
     def __call__(self, rows: np.ndarray, match: Match) -> np.ndarray:
-        song = int(match.song_index)
+        """(rows inside the song,) similarities; empty when the matcher found no candidate."""
+        if match.song_index is None:
+            return np.full(0, -1.0)
         start = int(round(match.offset_seconds / self.database.hop_seconds))
-        inside = min(len(rows), int(self.database.song_counts[song]) - start)
-        ids = self.database.first_ids[song] + start + np.arange(inside)
-        return (rows[:inside] * self.database.vectors_at(ids)).sum(axis=1)
+        ids, inside = self.matcher._aligned_rows(len(rows), np.array([match.song_index]), np.array([start]))
+        ids, inside = ids[0], inside[0]
+        return (rows[inside] * self.database.vectors_at(ids[inside])).sum(axis=1)
 
     def answer(self, query_rows: list[np.ndarray]) -> list[tuple[Match, np.ndarray]]:
         return [(match, self(rows, match)) for rows, match in zip(query_rows, self.matcher.match_many(query_rows))]
@@ -154,11 +164,10 @@ def compare(null: dict, positive: dict, lengths: list[float]) -> str:
             "|---|---|---|",
         ]
         for name, statistic in STATISTICS.items():
-            scores = np.sort([statistic(rows) for rows in null[length]])[::-1]
-            allowed = int(np.floor(FALSE_MATCH_RATE * len(scores)))
-            threshold = np.nextafter(scores[allowed], np.inf)  # at most `allowed` scores reach it
+            scores = [_score(statistic, rows) for rows in null[length]]
+            threshold = threshold_for(np.array(scores), int(np.floor(FALSE_MATCH_RATE * len(scores))))
             recall = [
-                100 * np.mean([ok and statistic(rows) >= threshold for rows, ok in positive[(level, length)]])
+                100 * np.mean([ok and _score(statistic, rows) >= threshold for rows, ok in positive[(level, length)]])
                 for level in LEVELS
             ]
             lines.append(f"| {name} | {threshold:.3f} | " + " / ".join(f"{value:.1f}" for value in recall) + " |")

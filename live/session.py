@@ -340,6 +340,9 @@ def run_live(
 ) -> LiveSummary:
     """Load model and database from a live_query config, listen (microphone or ``input_path``), report.
 
+    ``config``: as ``common.config.load_config`` returns it for ``evaluation.live_query.SCHEMA``,
+    which checks every value's type and bounds; a hand-built dict is not checked again here.
+
     Config keys are documented in ``evaluation/live_query.py`` and docs/live.md. With
     ``truth_path`` (the simulator's truth CSV), the summary says which announcements were wrong.
     """
