@@ -10,8 +10,9 @@ rows among many drowned ones, so a statistic that counts agreeing rows, or avera
 best ones, might separate right answers from out-of-database queries better than the plain mean.
 Here every statistic is computed on the rows of the same best candidate (the matcher's, chosen by
 the mean) and thresholded at the same 1 % false-match rate, the plain quantile of its scores on
-out-of-database queries (``--max-songs`` songs of ``--unknown-songs``, the calibration's folder,
-drawn with ``--seed``; validation noise and IRs; ``--queries`` random starts at each of 4 SNRs);
+out-of-database queries (the queries ``evaluation/calibrate.py`` would cut with these songs,
+``--max-songs``, ``--seed``, noise and IRs: the demo calibration's own by default; ``--queries``
+random starts at each of 4 SNRs);
 what is compared is the share of the recordings' non-overlapping queries answered with the right
 song and accepted. The counts and sums are not divided by the rows, so a candidate running past
 its song's end (fewer rows) scores lower on them; a query with no candidate at all is rejected.
@@ -32,10 +33,12 @@ from tqdm import tqdm
 
 from bench.common import machine, write_result
 from bench.learning_curve import LEVELS
-from common.audio import find_audio_files, is_silent, load_audio, load_song
+from common.audio import load_audio, load_song
 from common.playlist import playlist_files, read_playlist
+from evaluation.calibration import calibration_songs
+from evaluation.calibration_queries import degraded_queries
 from evaluation.ground_truth import cut_queries
-from evaluation.queries import QueryDegrader, random_starts
+from evaluation.queries import QueryDegrader
 from evaluation.recording_protocol import recording_ground_truth
 from matching.decision import threshold_for
 from matching.matcher import Match, Matcher
@@ -97,31 +100,27 @@ class RowSimilarities:
 
 
 def out_of_database(args, recognizer: Recognizer, rows_of: RowSimilarities) -> dict[float, list[np.ndarray]]:
-    """Row similarities of the best candidate of every out-of-database query, per length."""
+    """Row similarities of the best candidate of every out-of-database query, per length: the
+    calibration's songs (``calibration_songs``) and queries (``degraded_queries``) for this seed."""
     sr = recognizer.sample_rate
-    songs = find_audio_files(args.unknown_songs)
-    chosen = np.random.default_rng(args.seed).permutation(len(songs))[: args.max_songs]
-    songs = [songs[number] for number in sorted(chosen)]
+    paths = calibration_songs([args.unknown_songs], args.max_songs, args.seed)
+    songs = [(path, load_song(path, sr)) for path in tqdm(paths, desc="loading songs", unit="song")]
     degrade, _ = QueryDegrader.from_folders(args.noise, args.impulses, sr)
     window = recognizer.encoder.frontend_config.window_samples
     similarities: dict[float, list[np.ndarray]] = {length: [] for length in args.lengths}
-    for number, path in enumerate(tqdm(songs, desc="out-of-database songs", unit="song", dynamic_ncols=True)):
-        samples = load_song(path, sr)
-        for length in args.lengths:
-            query_samples = int(round(length * sr))
-            length_ms = int(round(length * 1000))
-            starts = random_starts(
-                len(samples), query_samples, args.queries, np.random.default_rng([args.seed, 0, number, length_ms])
-            )
-            queries = []
-            for snr in SNRS:
-                for slot, start in enumerate(starts):
-                    clean = samples[start : start + query_samples]
-                    if not is_silent(clean, window, recognizer.hop_samples):
-                        rng = np.random.default_rng([args.seed, 1, number, length_ms, snr, slot])
-                        queries.append(degrade(clean, snr, rng))
-            if queries:
-                similarities[length] += [rows for _, rows in rows_of.answer(recognizer.embed_many(queries))]
+    queries_of = degraded_queries(
+        songs, degrade, args.lengths, SNRS, args.queries, args.seed, sr, window, recognizer.hop_samples
+    )
+    for _, length, queries in tqdm(
+        queries_of,
+        total=len(songs) * len(args.lengths),
+        desc="out-of-database queries",
+        unit="song-length",
+        dynamic_ncols=True,
+    ):
+        if queries:
+            answered = rows_of.answer(recognizer.embed_many([query for _, _, query in queries]))
+            similarities[length] += [rows for _, rows in answered]
     return similarities
 
 

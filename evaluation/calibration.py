@@ -116,12 +116,18 @@ def run_calibration(config: dict) -> dict:
         close_log(logger)
 
 
+def calibration_songs(entries: list[str], max_songs: int | None, seed: int) -> list[Path]:
+    """The song files a calibration uses: ``song_files(entries)``, at most ``max_songs`` of them drawn with ``seed``."""
+    paths = song_files(entries)
+    if max_songs is not None and len(paths) > max_songs:
+        chosen = np.random.default_rng([seed, 2]).choice(len(paths), max_songs, replace=False)
+        paths = [paths[number] for number in sorted(chosen)]
+    return paths
+
+
 def _load_data(config: dict, recognizer: Recognizer, logger) -> tuple[list, QueryDegrader]:
     sr = recognizer.sample_rate
-    paths = song_files(config["songs"])
-    if config["max_songs"] is not None and len(paths) > config["max_songs"]:
-        chosen = np.random.default_rng([config["seed"], 2]).choice(len(paths), config["max_songs"], replace=False)
-        paths = [paths[number] for number in sorted(chosen)]
+    paths = calibration_songs(config["songs"], config["max_songs"], config["seed"])
     songs = []
     for path in paths:
         if recognizer.database.name_of_file(path) is not None:

@@ -15,6 +15,7 @@ depend on the other songs, lengths or SNRs chosen.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -81,6 +82,39 @@ class QueryTable:
         return table
 
 
+def degraded_queries(
+    songs: list[tuple[Path, np.ndarray]],
+    degrade: QueryDegrader,
+    lengths: list[float],
+    snrs: list[float | None],
+    queries_per_song: int,
+    seed: int,
+    sample_rate: int,
+    window: int,
+    hop: int,
+) -> Iterator[tuple[int, float, list[tuple[float | None, int, np.ndarray]]]]:
+    """For every song and length: (song number, length, [(SNR, start sample, (n,) degraded query)]).
+
+    ``queries_per_song`` random starts per song and length, each degraded at every SNR; silent
+    excerpts are left out (the list may be empty). Seeded as the module docstring says.
+    """
+    for number, (_, samples) in enumerate(songs):
+        for length in lengths:
+            query_samples = int(round(length * sample_rate))
+            length_ms = int(round(length * 1000))
+            position_rng = np.random.default_rng([seed, 0, number, length_ms])
+            starts = random_starts(len(samples), query_samples, queries_per_song, position_rng)
+            queries = []
+            for snr in snrs:
+                snr_code = snr_seed(snr)
+                for slot, start in enumerate(starts):
+                    clean = samples[start : start + query_samples]
+                    if not is_silent(clean, window, hop):
+                        rng = np.random.default_rng([seed, 1, number, length_ms, snr_code, slot])
+                        queries.append((snr, start, degrade(clean, snr, rng)))
+            yield number, length, queries
+
+
 def answer_queries(
     recognizer: Recognizer,
     songs: list[tuple[Path, np.ndarray]],
@@ -110,37 +144,26 @@ def answer_queries(
     }
     total = len(songs) * len(lengths) * len(snrs) * queries_per_song
     with tqdm(total=total, desc=desc, unit="query", dynamic_ncols=True, mininterval=1.0) as progress:
-        for number, (_, samples) in enumerate(songs):
-            for length in lengths:
-                query_samples = int(round(length * sr))
-                length_ms = int(round(length * 1000))
-                position_rng = np.random.default_rng([seed, 0, number, length_ms])
-                starts = random_starts(len(samples), query_samples, queries_per_song, position_rng)
-                queries = []  # (snr, start, (n,) degraded query)
-                for snr in snrs:
-                    snr_code = snr_seed(snr)
-                    for slot, start in enumerate(starts):
-                        clean = samples[start : start + query_samples]
-                        if not is_silent(clean, window, recognizer.hop_samples):
-                            rng = np.random.default_rng([seed, 1, number, length_ms, snr_code, slot])
-                            queries.append((snr, start, degrade(clean, snr, rng)))
-                progress.update(queries_per_song * len(snrs))
-                if not queries:
-                    continue
-                # All variants of this song and length in one forward pass: 1 s queries are one window each.
-                all_rows = recognizer.embed_many([query for _, _, query in queries])
-                for method, matcher in matchers.items():
-                    for match in matcher.match_many(all_rows):
-                        per_method["best_song"][method].append(match.ranked[0][0] if match.ranked else "")
-                        per_method["score"][method].append(match.score)
-                        per_method["margin"][method].append(match.margin)
-                        per_method["offset"][method].append(match.offset_seconds)
-                for (snr, start, _), rows in zip(queries, all_rows, strict=True):
-                    columns["song"].append(number)
-                    columns["length"].append(length)
-                    columns["snr"].append(np.nan if snr is None else snr)
-                    columns["rows"].append(len(rows))
-                    columns["start"].append(start / sr)
+        for number, length, queries in degraded_queries(
+            songs, degrade, lengths, snrs, queries_per_song, seed, sr, window, recognizer.hop_samples
+        ):
+            progress.update(queries_per_song * len(snrs))
+            if not queries:
+                continue
+            # All variants of this song and length in one forward pass: 1 s queries are one window each.
+            all_rows = recognizer.embed_many([query for _, _, query in queries])
+            for method, matcher in matchers.items():
+                for match in matcher.match_many(all_rows):
+                    per_method["best_song"][method].append(match.ranked[0][0] if match.ranked else "")
+                    per_method["score"][method].append(match.score)
+                    per_method["margin"][method].append(match.margin)
+                    per_method["offset"][method].append(match.offset_seconds)
+            for (snr, start, _), rows in zip(queries, all_rows, strict=True):
+                columns["song"].append(number)
+                columns["length"].append(length)
+                columns["snr"].append(np.nan if snr is None else snr)
+                columns["rows"].append(len(rows))
+                columns["start"].append(start / sr)
     return QueryTable(
         np.array(columns["song"], dtype=np.int64),
         np.array(columns["length"], dtype=np.float64),
