@@ -2,8 +2,10 @@
 
 Contents: ``format``, ``format_version``, ``model_str``, ``width``, ``embedding_dim``,
 ``frontend`` (FrontEndConfig as a dict), ``model_state``, ``model_id`` (a hash of the weights
-that indexes and fingerprint folders record), plus optional ``config``, ``epoch``, ``best``,
-``optimizer_state``, ``scheduler_state``, ``rng_state`` and ``extra`` for training and resume.
+that indexes and fingerprint folders record), plus optional ``whitening`` (``models.whitening``:
+``mean``, ``projection``, ``shrinkage``; part of the model_id, since it changes every vector) and
+``config``, ``epoch``, ``best``, ``optimizer_state``, ``scheduler_state``, ``rng_state`` and
+``extra`` for training and resume.
 """
 
 from __future__ import annotations
@@ -40,6 +42,22 @@ def weights_id(state_dict: dict[str, torch.Tensor]) -> str:
     return digest.hexdigest()[:16]
 
 
+def payload_id(payload: dict) -> str:
+    """The model_id of a checkpoint payload: its weights, and its whitening when it has one."""
+    tensors = dict(payload["model_state"])
+    whitening = payload.get("whitening")
+    if whitening is not None:
+        tensors.update({f"whitening.{name}": whitening[name] for name in ("mean", "projection")})
+    return weights_id(tensors)
+
+
+def write_payload(path: str | os.PathLike, payload: dict) -> None:
+    """Write a payload atomically (temporary file + rename) with its model_id recomputed."""
+    payload = {**payload, "model_id": payload_id(payload)}
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
 def save_checkpoint(
     path: str | os.PathLike,
     model: nn.Module,
@@ -60,11 +78,9 @@ def save_checkpoint(
         "embedding_dim": int(embedding_dim),
         "frontend": frontend.to_dict(),
         "model_state": state,
-        "model_id": weights_id(state),
         **fields,
     }
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    write_payload(path, payload)
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict:
@@ -90,9 +106,14 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
         raise CheckpointError(f"{path}: checkpoint lacks {', '.join(map(repr, missing))}")
     if not isinstance(payload["model_state"], dict) or not isinstance(payload["frontend"], dict):
         raise CheckpointError(f"{path}: checkpoint 'model_state' and 'frontend' must be dicts")
+    whitening = payload.get("whitening")
+    if whitening is not None and not (
+        isinstance(whitening, dict) and {"mean", "projection", "shrinkage"} <= set(whitening)
+    ):
+        raise CheckpointError(f"{path}: checkpoint 'whitening' must hold 'mean', 'projection' and 'shrinkage'")
     # Indexes and fingerprint folders trust model_id to name these weights: weights changed
     # after saving (with the id kept) would be matched against vectors of other weights.
-    if weights_id(payload["model_state"]) != payload["model_id"]:
+    if payload_id(payload) != payload["model_id"]:
         raise CheckpointError(
             f"{path}: the weights do not match the checkpoint's model_id {payload['model_id']} "
             "(changed after saving?); save it again with models.checkpoint.save_checkpoint"

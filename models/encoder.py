@@ -17,23 +17,28 @@ from torch import nn
 from common.audio import frame_windows
 from models import FrontEndConfig, LogMel, get_model
 from models.checkpoint import CheckpointError, load_checkpoint
+from models.whitening import Whitening
 
 
 class WaveformEncoder(nn.Module):
-    """Front end + model: (B, window_samples) float32 waveforms -> (B, embedding_dim) unit vectors."""
+    """Front end + model (+ the checkpoint's whitening, if any): (B, window_samples) float32
+    waveforms -> (B, embedding_dim) unit vectors."""
 
-    def __init__(self, model: nn.Module, frontend: FrontEndConfig):
+    def __init__(self, model: nn.Module, frontend: FrontEndConfig, whitening: Whitening | None = None):
         super().__init__()
         self.frontend_config = frontend
         self.log_mel = LogMel(frontend)
         self.model = model
+        self.whitening = whitening
 
     def forward(self, waveforms: torch.Tensor) -> torch.Tensor:
-        return self.model(self.log_mel(waveforms))
+        embeddings = self.model(self.log_mel(waveforms))
+        return embeddings if self.whitening is None else self.whitening(embeddings)
 
 
 def load_encoder(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[WaveformEncoder, dict]:
-    """Load a checkpoint as an eval-mode WaveformEncoder on ``device``; returns (encoder, payload)."""
+    """Load a checkpoint as an eval-mode WaveformEncoder on ``device`` (with its whitening when it
+    has one); returns (encoder, payload)."""
     payload = load_checkpoint(path)
     try:
         frontend = FrontEndConfig.from_dict(payload["frontend"])
@@ -46,7 +51,11 @@ def load_encoder(path: str | os.PathLike, device: str | torch.device = "cpu") ->
         raise CheckpointError(
             f"{path}: checkpoint weights do not fit its model ({str(error).splitlines()[0]})"
         ) from None
-    encoder = WaveformEncoder(model, frontend).to(device).eval()
+    try:
+        whitening = None if payload.get("whitening") is None else Whitening.from_payload(payload["whitening"])
+    except ValueError as error:
+        raise CheckpointError(f"{path}: checkpoint 'whitening' does not fit ({error})") from None
+    encoder = WaveformEncoder(model, frontend, whitening).to(device).eval()
     return encoder, payload
 
 

@@ -186,6 +186,10 @@ def test_the_recipe_trains_from_a_packed_tar_for_the_given_minutes_and_writes_a_
     assert (out / "fingerprinter_gpu_curves.png").exists()
     last = load_checkpoint(out / "fingerprinter_gpu_last.pt")
     assert last["optimizer_state"]["param_groups"][0]["lr"] < config["lr"] * 4 / 640  # the cosine went down
+    # Then the whitening: the pack's 3 training songs of 4 s are too few windows for it, which the run says.
+    printed = capsys.readouterr().out
+    assert f"whitening not fitted: {out / 'gpu_recipe.json'}: key 'train_pickle' gives 21 windows" in printed
+    assert not (out / "fingerprinter_gpu_whitened.pt").exists()
 
 
 def test_the_shell_entry_reports_a_missing_pack_in_one_line(tmp_path):

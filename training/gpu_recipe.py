@@ -6,7 +6,9 @@ PACK is a folder or .tar written by ``data_prep/make_pack.py`` (a .tar is unpack
 OUTPUT_DIR/pack first). The recipe: fingerprinter width 1.0, batch 512, Lamb at lr_eff 1e-3,
 bfloat16 mixed precision, a DataLoader worker per CPU core but one, epochs of about
 EPOCH_PAIRS pairs, and a cosine learning rate over MINUTES of wall time (``schedule_minutes``);
-the run stops when they are up, with checkpoints, log, metrics and curves in OUTPUT_DIR.
+the run stops when they are up, with checkpoints, log, metrics and curves in OUTPUT_DIR. Then the
+best checkpoint's whitening is fitted on the pack's training songs (``training/fit_whitening.py``)
+and written beside it as ``fingerprinter_gpu_whitened.pt``: the model to extract and match with.
 ``--set`` changes any trainer key (docs/training.md), e.g. ``--set batch_size=256`` (lr_eff
 scales with the batch, the trainer's rule, unless ``lr`` is set too). The config used is
 written to OUTPUT_DIR/gpu_recipe.json.
@@ -25,8 +27,11 @@ from common.atomic import atomic_write_text
 from common.config import ConfigError, parse_override, validate
 from common.errors import UserError
 from data_prep.pack import read_pack, unpack
+from training.checkpointing import RunFiles
 from training.config import SCHEMA
 from training.loop import LR_REFERENCE_BATCH, train
+from training.whitening import SCHEMA as WHITENING_SCHEMA
+from training.whitening import fit_whitening
 
 BATCH_SIZE = 512
 LR_EFF = 1e-3
@@ -68,6 +73,35 @@ def recipe_config(pack: Path, minutes: float, output_dir: Path, overrides: list[
     return validate(data, SCHEMA, where=f"{pack / summary['training_config']} with the GPU recipe")
 
 
+def whiten(config: dict, config_path: Path) -> Path | None:
+    """Fit the whitening of the run's best checkpoint on the pack's songs; the whitened checkpoint's path.
+
+    Its keys come from the run's config (``config_path``, which errors name)."""
+    files = RunFiles(config["output_path"], config["model_name"])
+    if not (config["train_pickle"] and config["val_pickle"]):
+        print("whitening not fitted: the pack's config names no train_pickle and val_pickle", flush=True)
+        return None
+    output = files.output_path / f"{files.stem}_whitened.pt"
+    keys = ("data_path", "train_pickle", "val_pickle", "background_noise_val", "impulse_responses_val")
+    settings = {key: config[key] for key in keys}
+    settings.update(
+        weights=str(files.best),
+        output=str(output),
+        freq_cut_bool=config["freq_cut_bool"],
+        cache_dir=config["cache_dir"] or str(files.output_path / "cache"),
+        device=config["device"],
+        progress=config["progress"],
+    )
+    try:
+        settings = validate(settings, WHITENING_SCHEMA, where=str(config_path))
+        settings.source = config_path
+        fit_whitening(settings)
+    except UserError as error:  # the trained checkpoint stands; only its whitening is missing
+        print(f"whitening not fitted: {error}", flush=True)
+        return None
+    return output
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("pack", type=Path, help="training pack folder or .tar (data_prep/make_pack.py)")
@@ -90,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
         train(config)
+        whiten(config, config_path)
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
