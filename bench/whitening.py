@@ -21,7 +21,7 @@ from pathlib import Path
 
 from bench.common import machine, write_result
 from bench.learning_curve import LEVELS, protocol_accuracy, run
-from models.checkpoint import load_checkpoint, write_payload
+from models.checkpoint import load_checkpoint, weights_id, write_payload
 
 
 def variants(name: str, path: str, work: Path) -> list[tuple[str, str, dict]]:
@@ -32,7 +32,9 @@ def variants(name: str, path: str, work: Path) -> list[tuple[str, str, dict]]:
     raw = folder / "network.pt"
     write_payload(raw, {key: value for key, value in payload.items() if key != "whitening"})
     white = folder / "whitened.pt"
-    if not white.is_file() or load_checkpoint(white).get("whitening", {}).get("fit", {}).get("weights") != str(raw):
+    network = weights_id(payload["model_state"])
+    fit = (load_checkpoint(white).get("whitening") or {}).get("fit", {}) if white.is_file() else {}
+    if fit.get("network_id") != network:  # fitted for another network (or none chosen): fit again
         run([sys.executable, "training/fit_whitening.py", "--config", "configs/whitening_cpu.json",
              "--set", f"weights={json.dumps(str(raw))}", "--set", f"output={json.dumps(str(white))}",
              "--set", "progress=false"])  # fmt: skip

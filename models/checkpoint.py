@@ -106,11 +106,9 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
         raise CheckpointError(f"{path}: checkpoint lacks {', '.join(map(repr, missing))}")
     if not isinstance(payload["model_state"], dict) or not isinstance(payload["frontend"], dict):
         raise CheckpointError(f"{path}: checkpoint 'model_state' and 'frontend' must be dicts")
-    whitening = payload.get("whitening")
-    if whitening is not None and not (
-        isinstance(whitening, dict) and {"mean", "projection", "shrinkage"} <= set(whitening)
-    ):
-        raise CheckpointError(f"{path}: checkpoint 'whitening' must hold 'mean', 'projection' and 'shrinkage'")
+    problem = whitening_problem(payload.get("whitening"), payload["embedding_dim"])
+    if problem:
+        raise CheckpointError(f"{path}: checkpoint 'whitening' {problem}")
     # Indexes and fingerprint folders trust model_id to name these weights: weights changed
     # after saving (with the id kept) would be matched against vectors of other weights.
     if payload_id(payload) != payload["model_id"]:
@@ -119,6 +117,22 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
             "(changed after saving?); save it again with models.checkpoint.save_checkpoint"
         )
     return payload
+
+
+def whitening_problem(whitening, dimensions) -> str | None:
+    """What is wrong with a checkpoint's ``whitening`` entry for ``dimensions``-d vectors, or None."""
+    if whitening is None:
+        return None
+    if not (isinstance(whitening, dict) and {"mean", "projection", "shrinkage"} <= set(whitening)):
+        return "must hold 'mean', 'projection' and 'shrinkage'"
+    mean, projection = whitening["mean"], whitening["projection"]
+    if not (isinstance(mean, torch.Tensor) and isinstance(projection, torch.Tensor)):
+        return "'mean' and 'projection' must be tensors"
+    if tuple(mean.shape) != (dimensions,) or tuple(projection.shape) != (dimensions, dimensions):
+        return f"does not fit {dimensions}-d vectors (mean {tuple(mean.shape)}, projection {tuple(projection.shape)})"
+    if not (torch.isfinite(mean).all() and torch.isfinite(projection).all()):
+        return "holds NaN or Inf"
+    return None
 
 
 # The fields that make two models the same: what an index, a fingerprint folder or a calibration

@@ -35,23 +35,42 @@ class Whitening(nn.Module):
         self.shrinkage = float(shrinkage)
 
     def forward(self, embeddings: torch.Tensor) -> torch.Tensor:
-        return F.normalize((embeddings - self.mean.to(embeddings.dtype)) @ self.projection.to(embeddings.dtype), dim=1)
+        # In float32 whatever the caller's precision: centring is a difference of near-equal values.
+        with torch.autocast(device_type=embeddings.device.type, enabled=False):
+            whitened = (embeddings.float() - self.mean) @ self.projection
+        return F.normalize(whitened, dim=1)
 
-    @classmethod
-    def fit(cls, embeddings: np.ndarray, shrinkage: float) -> Whitening:
-        """Fit on (n, d) embeddings of clean music; ``shrinkage`` > 0 in units of the mean eigenvalue."""
-        if shrinkage <= 0:
-            raise ValueError(f"whitening shrinkage must be positive, got {shrinkage}")
+    @staticmethod
+    def principal_axes(embeddings: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(mean, eigenvalues, eigenvectors) of (n, d) embeddings, in float64: what every shrinkage shares."""
         sample = np.asarray(embeddings, dtype=np.float64)
         if sample.ndim != 2 or len(sample) <= sample.shape[1]:
             raise ValueError(f"whitening needs more embeddings than dimensions, got shape {sample.shape}")
         mean = sample.mean(axis=0)
         # numpy's symmetric eigensolver: a 128 x 128 covariance needs nothing more.
         eigenvalues, eigenvectors = np.linalg.eigh(np.cov(sample - mean, rowvar=False))
-        eigenvalues = np.clip(eigenvalues, 0.0, None)
+        return mean, np.clip(eigenvalues, 0.0, None), eigenvectors
+
+    @classmethod
+    def from_axes(cls, axes: tuple[np.ndarray, np.ndarray, np.ndarray], shrinkage: float) -> Whitening:
+        """The whitening with ``shrinkage`` (> 0, in units of the mean eigenvalue) of ``principal_axes``."""
+        if shrinkage <= 0:
+            raise ValueError(f"whitening shrinkage must be positive, got {shrinkage}")
+        mean, eigenvalues, eigenvectors = axes
+        if not eigenvalues.mean() > 0:
+            raise ValueError("whitening needs embeddings that vary (every eigenvalue is 0)")
         scale = 1.0 / np.sqrt(eigenvalues + shrinkage * eigenvalues.mean())
         projection = (eigenvectors * scale) @ eigenvectors.T
+        if not (np.isfinite(mean).all() and np.isfinite(projection).all()):
+            raise ValueError("whitening fit is not finite (NaN or Inf in the embeddings?)")
         return cls(torch.from_numpy(mean), torch.from_numpy(projection), shrinkage)
+
+    @classmethod
+    def fit(cls, embeddings: np.ndarray, shrinkage: float) -> Whitening:
+        """Fit on (n, d) embeddings of clean music; ``shrinkage`` > 0 in units of the mean eigenvalue."""
+        if shrinkage <= 0:
+            raise ValueError(f"whitening shrinkage must be positive, got {shrinkage}")
+        return cls.from_axes(cls.principal_axes(embeddings), shrinkage)
 
     def to_payload(self) -> dict:
         """What a checkpoint stores under ``whitening``."""

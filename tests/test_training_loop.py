@@ -13,7 +13,8 @@ import torch
 
 from common.audio import write_wav
 from common.config import ConfigError, load_config, run_script
-from models.checkpoint import load_checkpoint
+from models.checkpoint import load_checkpoint, write_payload
+from models.whitening import Whitening
 from tests.signals import synth_song
 from training.checkpointing import EarlyStopping
 from training.config import SCHEMA
@@ -112,6 +113,17 @@ def test_init_weights_starts_from_a_checkpoint_with_a_fresh_schedule_and_refuses
     assert "weights from" in (tmp_path / "warm" / "tiny.log").read_text()
     with pytest.raises(ConfigError, match="init_weights.*width 0.125.*width 0.25"):
         train(loaded(path, output_path=str(tmp_path / "other"), init_weights=warm, width=0.25))
+
+
+def test_init_weights_from_a_whitened_checkpoint_takes_the_network_and_says_so(tiny_run, tmp_path):
+    path, _ = tiny_run
+    train(loaded(path, output_path=str(tmp_path / "first"), epochs=1))
+    payload = load_checkpoint(tmp_path / "first" / "tiny.pt")
+    whitening = Whitening.fit(np.random.default_rng(0).standard_normal((500, 128)), 1.0)
+    write_payload(tmp_path / "whitened.pt", {**payload, "whitening": whitening.to_payload()})
+    history = train(loaded(path, output_path=str(tmp_path / "warm"), init_weights=str(tmp_path / "whitened.pt")))
+    assert history and "its whitening is not trained or kept" in (tmp_path / "warm" / "tiny.log").read_text()
+    assert "whitening" not in load_checkpoint(tmp_path / "warm" / "tiny.pt")  # trained weights carry none
 
 
 def test_resume_and_init_weights_refuse_another_width_or_front_end_in_one_line(tiny_run, tmp_path):

@@ -89,6 +89,7 @@ def whiten(config: dict, config_path: Path) -> Path | None:
         output=str(output),
         freq_cut_bool=config["freq_cut_bool"],
         cache_dir=config["cache_dir"] or str(files.output_path / "cache"),
+        seed=config["seed"],
         device=config["device"],
         progress=config["progress"],
     )
@@ -96,8 +97,9 @@ def whiten(config: dict, config_path: Path) -> Path | None:
         settings = validate(settings, WHITENING_SCHEMA, where=str(config_path))
         settings.source = config_path
         fit_whitening(settings)
-    except UserError as error:  # the trained checkpoint stands; only its whitening is missing
-        print(f"whitening not fitted: {error}", flush=True)
+    except (UserError, RuntimeError) as error:  # e.g. too few windows, or out of GPU memory: the
+        # trained checkpoint stands; only its whitening is missing (refit it with training/fit_whitening.py)
+        print(f"whitening not fitted: {str(error).splitlines()[0]}", flush=True)
         return None
     return output
 

@@ -123,11 +123,12 @@ def refuse_another_model(payload: dict, identity: dict, source: str, advice: str
         raise ConfigError(f"{source}: made with another front end ({payload['frontend']}); {advice}")
 
 
-def initial_weights(path: str, identity: dict) -> dict:
-    """The model state of the checkpoint at ``path``, refused when it is another architecture or front end."""
+def initial_weights(path: str, identity: dict) -> tuple[dict, bool]:
+    """(model state, whether the checkpoint also has a whitening) of the checkpoint at ``path``,
+    refused when it is another architecture or front end. Training takes the network's weights only."""
     payload = load_checkpoint(path)
     refuse_another_model(payload, identity, f"key 'init_weights': {path}", "point it at a checkpoint of this model")
-    return payload["model_state"]
+    return payload["model_state"], payload.get("whitening") is not None
 
 
 def train(config: dict, stop_after_epochs: int | None = None) -> list[dict]:
@@ -245,8 +246,14 @@ def _train(config: dict, context: process_group.Distributed, stop_after_epochs: 
             start_epoch = payload["epoch"] + 1
             log.line(f"resumed from {files.last} after epoch {start_epoch}")
     if start_epoch == 0 and config["init_weights"]:
-        model.load_state_dict(initial_weights(config["init_weights"], identity))
+        state, whitened = initial_weights(config["init_weights"], identity)
+        model.load_state_dict(state)
         log.line(f"weights from {config['init_weights']}; optimizer and schedule start afresh")
+        if whitened:
+            log.line(
+                "  its whitening is not trained or kept: fit one for the new weights afterwards "
+                "(python training/fit_whitening.py, docs/training.md)"
+            )
     trained = DistributedDataParallel(model) if context.enabled else model
     parameters = sum(p.numel() for p in model.parameters())
     log.line(

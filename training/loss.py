@@ -23,7 +23,13 @@ def nt_xent(anchors: torch.Tensor, positives: torch.Tensor, temperature: float =
 
 
 @torch.no_grad()
-def top1_retrieval(anchors: torch.Tensor, positives: torch.Tensor) -> float:
-    """Fraction of positives whose nearest anchor (inner product) is their own; chance is 1 / N."""
-    nearest = (positives @ anchors.T).argmax(dim=1)
-    return (nearest == torch.arange(len(anchors), device=anchors.device)).float().mean().item()
+def top1_retrieval(anchors: torch.Tensor, positives: torch.Tensor, chunk: int = 4096) -> float:
+    """Fraction of positives whose nearest anchor (inner product) is their own; chance is 1 / N.
+
+    Positives are compared ``chunk`` at a time, so memory grows with N x chunk, not N x N."""
+    hits = 0
+    for start in range(0, len(positives), chunk):
+        nearest = (positives[start : start + chunk] @ anchors.T).argmax(dim=1)
+        own = torch.arange(start, start + len(nearest), device=anchors.device)
+        hits += int((nearest == own).sum().item())
+    return hits / len(positives)

@@ -4,7 +4,8 @@
 1. embed every window of the training songs at the database hop (0.5 s) with the checkpoint's
    network, as a database would hold them (a random ``max_fit_windows`` of them at most);
 2. embed fixed validation pairs (a clean window of a validation song and its degraded copy,
-   drawn exactly as the trainer's validation draws them, ``val_windows_per_song`` per song);
+   drawn by the trainer's own ``fixed_pairs`` from ``seed``, ``val_windows_per_song`` per song: more
+   than the trainer's 20, so that the choice rests on thousands of pairs);
 3. for each shrinkage, fit ``models.whitening.Whitening`` on (1) and measure the trainer's
    retrieval figure on (2): the share of degraded windows whose nearest clean window is their own;
 4. write the checkpoint with the best (none, if no shrinkage beats the network's own vectors)
@@ -26,7 +27,7 @@ from common.atomic import atomic_write_text
 from common.audio import HOP_SAMPLES, SAMPLE_RATE, WINDOW_SAMPLES
 from common.config import ConfigError, Key, Schema
 from common.devices import DEVICE_HELP, device_problem, resolve_device
-from models.checkpoint import payload_id, write_payload
+from models.checkpoint import payload_id, weights_id, write_payload
 from models.encoder import encode_batches, load_encoder
 from models.whitening import Whitening
 from training.cache import AudioCache, build_cache
@@ -122,9 +123,10 @@ def fit_whitening(config: dict) -> dict:
     )
 
     rows = [{"shrinkage": None, "top1": top1_retrieval(torch.from_numpy(anchors), torch.from_numpy(positives))}]
+    axes = Whitening.principal_axes(fit_set)  # one eigendecomposition for every shrinkage
     fitted = {}
     for shrinkage in sorted(float(value) for value in config["shrinkages"]):
-        fitted[shrinkage] = Whitening.fit(fit_set, shrinkage)
+        fitted[shrinkage] = Whitening.from_axes(axes, shrinkage)
         with torch.no_grad():
             white_anchors = fitted[shrinkage](torch.from_numpy(anchors))
             white_positives = fitted[shrinkage](torch.from_numpy(positives))
@@ -134,6 +136,7 @@ def fit_whitening(config: dict) -> dict:
 
     fit = {
         "weights": str(config["weights"]),
+        "network_id": weights_id(payload["model_state"]),
         "train_songs": len(train_cache),
         "fit_windows": len(fit_set),
         "val_songs": len(val_cache),
