@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from augmentation import AugmentationChain, TimeShift
 from common.atomic import atomic_write_text
-from common.audio import HOP_SAMPLES, SAMPLE_RATE, WINDOW_SAMPLES
+from common.audio import HOP_SAMPLES, SAMPLE_RATE, WINDOW_SAMPLES, window_count
 from common.config import ConfigError, Key, Schema
 from common.devices import DEVICE_HELP, device_problem, resolve_device
 from models.checkpoint import payload_id, weights_id, write_payload
@@ -160,9 +160,7 @@ def fit_whitening(config: dict) -> dict:
 def database_windows(cache: AudioCache, max_windows: int, seed: int) -> list[tuple[int, int]]:
     """(song, start sample) of the songs' windows at the database hop, a seeded random ``max_windows`` at most."""
     places = [
-        (song, start)
-        for song in range(len(cache))
-        for start in range(0, cache.song_samples(song) - WINDOW_SAMPLES + 1, HOP_SAMPLES)
+        (song, row * HOP_SAMPLES) for song in range(len(cache)) for row in range(window_count(cache.song_samples(song)))
     ]
     if len(places) > max_windows:
         keep = np.sort(np.random.default_rng(seed).choice(len(places), size=max_windows, replace=False))
